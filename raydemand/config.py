@@ -7,6 +7,7 @@ written beside every run so that it can be reproduced with `--config`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from raydemand.io import atomic_write
 
 C = TypeVar("C", bound="Config")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class ConfigError(ValueError):
@@ -44,7 +46,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r}: expected KEY=VALUE")
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _scalar(raw)
         node = out
         *parents, leaf = key.strip().split(".")
         for part in parents:
@@ -53,6 +55,16 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
                 raise ConfigError(f"override {item!r}: {part!r} is set both as a value and as a section")
         node[leaf] = value
     return out
+
+
+def _scalar(raw: str) -> Any:
+    if not raw.strip():
+        return ""
+    value = yaml.safe_load(raw)
+    # YAML 1.1 reads `1e-3` (no dot) as a string; a user typing it means a number.
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return value
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -187,10 +187,9 @@ def validate_orders(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
         if clash.any():
             bad = heads.loc[clash].iloc[0]
             match = np.ones(len(out), dtype=bool)
-            for k in key:
+            for k in ("order_id", "user_id", "order_number"):
                 match &= (out[k] == bad[k]).to_numpy()
-            rows = np.flatnonzero(match)
-            pos = int(rows[1]) if rows.size > 1 else int(rows[0])
+            pos = int(np.flatnonzero(match)[0])  # first line of the order that clashes with an earlier one
             what = " and ".join(key)
             _fail(path, df, pos, key[-1], f"the same {what} appears with a different {other}",
                   tuple(bad[key]))
