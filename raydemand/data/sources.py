@@ -25,9 +25,9 @@ class Layout:
     # Files whose presence in a folder identifies the layout.
     marker_files: tuple[str, ...]
     # (folder, split) -> (table in the product contract, file to name in errors, image base folder)
-    products: Callable[[Path, str | None], tuple[pd.DataFrame, Path, Path]] | None = None
+    products: Callable[[Path, str | None], tuple[pd.DataFrame, str | Path, Path]] | None = None
     # (folder, split) -> (table in the orders contract, file to name in errors)
-    orders: Callable[[Path, str | None], tuple[pd.DataFrame, Path]] | None = None
+    orders: Callable[[Path, str | None], tuple[pd.DataFrame, str | Path]] | None = None
 
 
 LAYOUTS: dict[str, Layout] = {}
