@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from raydemand.data.schema import HORIZON, TARGET_COLUMNS
-from raydemand.data.sources import Layout, register_layout
+from raydemand.data.sources import Layout, TablePart, register_layout
 from raydemand.errors import InputError
 
 NAME = "completejourney"
@@ -116,7 +116,7 @@ def _describe(meta: pd.DataFrame) -> pd.Series:
     return text.str.removeprefix(", ").str.strip()
 
 
-def read_products(_: Path, split: str | None) -> tuple[pd.DataFrame, str, Path]:
+def read_products(_: Path, split: str | None) -> list[TablePart]:
     """Weekly product sales: units sold in the 12 weeks from each product's first sales week.
 
     Only products whose 12 weeks all lie inside the data are kept. `launched` is True where the
@@ -150,7 +150,7 @@ def read_products(_: Path, split: str | None) -> tuple[pd.DataFrame, str, Path]:
     df["first_week"] = first.to_numpy()
     df["launched"] = df["first_week"] > FIRST_FULL_WEEK
     df[TARGET_COLUMNS] = targets
-    return df, SOURCE, Path.cwd()
+    return [TablePart(df, SOURCE, Path.cwd())]  # no images: the base folder is never used
 
 
 register_layout(Layout(NAME, (), orders=read_orders, products=read_products), named=True)

@@ -143,11 +143,13 @@ def validate_products(
     if "image_path" in out.columns:
         root = Path(base_dir) if base_dir is not None else Path(path).parent
         rel = out["image_path"].str.strip()
-        absolute = [str(root / p) if p else "" for p in rel]
+        absolute = pd.Series([str(root / p) if p else "" for p in rel], index=out.index)
         if check_images:
-            for pos, p in enumerate(absolute):
-                if p and not Path(p).is_file():
-                    _fail(path, df, pos, "image_path", f"image file not found: {p}", rel.iloc[pos])
+            # Product x store rows share one image: look at each file once.
+            missing = [p for p in absolute.unique() if p and not Path(p).is_file()]
+            if missing:
+                pos = _first(absolute.isin(missing))
+                _fail(path, df, pos, "image_path", f"image file not found: {absolute.iloc[pos]}", rel.iloc[pos])
         out["image_path"] = absolute
     return out
 

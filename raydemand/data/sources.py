@@ -12,11 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
-from raydemand.data.schema import validate_orders, validate_products
-from raydemand.errors import InputError
+from raydemand.data.schema import STORE_COLUMN, validate_orders, validate_products
+from raydemand.errors import InputError, TableError
 from raydemand.io import is_table_file, read_table
+
+
+@dataclass(frozen=True)
+class TablePart:
+    """One real file's rows, mapped onto the product contract. Errors name `file` and count rows
+    inside this part, so a bad row in stfore_test.csv is reported as a row of stfore_test.csv."""
+
+    frame: pd.DataFrame
+    file: str | Path
+    image_base: Path  # the folder `image_path` is relative to
 
 
 @dataclass(frozen=True)
@@ -24,8 +35,8 @@ class Layout:
     name: str
     # Files whose presence in a folder identifies the layout.
     marker_files: tuple[str, ...]
-    # (folder, split) -> (table in the product contract, file to name in errors, image base folder)
-    products: Callable[[Path, str | None], tuple[pd.DataFrame, str | Path, Path]] | None = None
+    # (folder, split) -> the product table as parts, one per file
+    products: Callable[[Path, str | None], list[TablePart]] | None = None
     # (folder, split) -> (table in the orders contract, file to name in errors)
     orders: Callable[[Path, str | None], tuple[pd.DataFrame, str | Path]] | None = None
 
@@ -42,6 +53,7 @@ def register_layout(layout: Layout, *, named: bool = False) -> Layout:
 
 def detect_layout(folder: str | Path) -> Layout | None:
     """The registered layout whose marker files are all in `folder`, or None."""
+    _load_readers()
     folder = Path(folder)
     for layout in LAYOUTS.values():
         if all((folder / f).exists() for f in layout.marker_files):
@@ -84,14 +96,40 @@ def load_products(
     """
     layout, path = _resolve(source)
     if layout is None:
-        df, named, base = read_table(path), path, (path if path.is_dir() else path.parent)
+        df = read_table(path)
         if split is not None and "split" in df.columns:
             df = df[df["split"] == split].reset_index(drop=True)
+        parts = [TablePart(df, path, path if path.is_dir() else path.parent)]
     else:
         if layout.products is None:
             raise InputError(f"{source}: a {layout.name} data set has no product/sales table")
-        df, named, base = layout.products(path, split)
-    return validate_products(df, named, require_targets=require_targets, base_dir=base, check_images=check_images)
+        parts = layout.products(path, split)
+    checked = [validate_products(p.frame, p.file, require_targets=require_targets, base_dir=p.image_base,
+                                 check_images=check_images) for p in parts]
+    _check_keys_across(checked, parts)
+    return pd.concat(checked, ignore_index=True) if len(checked) > 1 else checked[0]
+
+
+def _check_keys_across(checked: list[pd.DataFrame], parts: list[TablePart]) -> None:
+    """A product (in a store) may be in only one part: train and test must not share a row key."""
+    if len(checked) < 2:
+        return
+    key = ["external_code"] + ([STORE_COLUMN] if all(STORE_COLUMN in c.columns for c in checked) else [])
+    keys = pd.concat([c[key].astype(str) for c in checked], ignore_index=True)
+    dup = np.flatnonzero(keys.duplicated(keep="first").to_numpy())
+    if dup.size:
+        ends = np.cumsum([len(c) for c in checked])
+
+        def locate(pos: int) -> tuple[TablePart, int]:
+            part = int(np.searchsorted(ends, pos, side="right"))
+            return parts[part], int(pos - (ends[part - 1] if part else 0)) + 1
+
+        value = keys.iloc[dup[0]]
+        first = int(np.flatnonzero((keys == value).all(axis=1).to_numpy())[0])
+        (part, row), (earlier, earlier_row) = locate(int(dup[0])), locate(first)
+        raise TableError(part.file, f"duplicate key: the same {' and '.join(key)} is in "
+                         f"{Path(str(earlier.file)).name}, row {earlier_row}", column=key[-1], row=row,
+                         value=tuple(value))
 
 
 def load_orders(source: str | Path, *, split: str | None = None) -> pd.DataFrame:
