@@ -9,15 +9,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from raydemand import __version__
 from raydemand.config import ConfigError
 from raydemand.errors import InputError, TableError
 
-# (group name, help, module with add_commands)
+# (group name, help, module with add_commands(subparsers))
 GROUPS = [
     ("data", "synthesise, validate, inspect and preprocess data sets", "raydemand.data.cli"),
+]
+# (command name, help, module with add_arguments(parser) and run(args))
+COMMANDS = [
+    ("demo", "run the platform end to end on embedded data and write a report", "raydemand.demo"),
 ]
 
 
@@ -39,16 +43,29 @@ def build_parser() -> argparse.ArgumentParser:
         sub = groups.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).add_commands(sub.add_subparsers(dest="command", metavar="SUBCOMMAND",
                                                                         required=True))
+    for name, help_text, module in COMMANDS:
+        sub = groups.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        mod.add_arguments(sub)
+        sub.set_defaults(func=mod.run)
     return parser
+
+
+# Errors that mean "your input is wrong": printed as one line, exit status 2, no traceback.
+USER_ERRORS = (TableError, ConfigError, InputError, FileNotFoundError, FileExistsError)
+
+
+def run_command(fn: Callable[[], int | None]) -> int:
+    try:
+        return int(fn() or 0)
+    except USER_ERRORS as e:
+        print(f"raydemand: error: {e}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (TableError, ConfigError, InputError, FileNotFoundError, FileExistsError) as e:
-        print(f"raydemand: error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: args.func(args))
 
 
 if __name__ == "__main__":

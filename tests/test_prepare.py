@@ -1,0 +1,55 @@
+"""The prepare stage and `raydemand demo`: every step on the local Ray cluster, resume, report."""
+
+import json
+
+import pandas as pd
+import yaml
+
+from raydemand.cli import main
+from raydemand.config import load_config
+from raydemand.data.prepare import PrepareConfig, run_prepare
+
+SMALL = ["synth_products.scale=40", "synth_orders.scale=60", "images.size=16",
+         "embeddings=[{encoder: resnet18, field: image, images: {size: 32}}]"]
+
+
+def test_demo_runs_every_step_and_resumes(ray_session, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *sum((["--set", s] for s in SMALL), [])]) == 0
+    printed = capsys.readouterr().out
+    assert f"report: {out.resolve() / 'report.md'}" in printed
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["synth_visuelle2"]["products"] == 40 and summary["synth_instacart"]["users"] == 60
+    assert summary["images"]["images"] == 40 and summary["images"]["shape"] == [3, 16, 16]
+    assert summary["embeddings/resnet18-image"]["rows"] == 40
+    assert summary["windows"]["users"] == 60
+    images = pd.read_parquet(out / "images")
+    assert len(images) == 40 and images["external_code"].is_unique
+    windows = pd.read_parquet(out / "windows")
+    assert (windows["n_history"] >= 1).all() and len(windows) == summary["windows"]["windows"]
+    for png in ("product_images.png", "sales_by_category.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![product images](product_images.png)" in (out / "report.md").read_text()
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["images"]["size"] == 16 and saved["synth_orders"]["scale"] == 60
+
+    # Run again with one step changed: only that step runs; the others are reused as they were.
+    cfg = load_config(PrepareConfig, out / "config.yaml", ["windows.n_orders=2"])
+    steps = run_prepare(cfg, log=lambda _: None)
+    assert steps["images"].get("reused") and steps["embeddings/resnet18-image"].get("reused")
+    assert steps["synth_instacart"].get("reused") and not steps["windows"].get("reused")
+    assert steps["windows"]["n_orders"] == 2
+
+
+def test_prepare_job_rejects_bad_config(tmp_path, capsys):
+    from raydemand.data.prepare import main as job_main
+
+    assert job_main(["--set", "windows.n_order=3", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown key 'windows.n_order'" in capsys.readouterr().err
+    assert job_main(["--out", str(tmp_path / "y")]) == 2
+    assert "nothing to prepare" in capsys.readouterr().err
+    config = tmp_path / "both.yaml"
+    config.write_text("products: somewhere\nsynth_products: {scale: 5}\n")
+    assert job_main(["--config", str(config), "--out", str(tmp_path / "z")]) == 2
+    assert "either `products` or `synth_products`" in capsys.readouterr().err
