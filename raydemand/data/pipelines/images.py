@@ -92,7 +92,7 @@ def _working_mode(img, channels: int):
         return img
     if mode in ALPHA_MODES or "transparency" in img.info:
         return img.convert("RGBA")
-    if mode == "L" or (mode == "1" and channels == 1):
+    if mode in ("L", "1"):
         return img.convert("L")
     rgb = img if mode == "RGB" else img.convert("RGB")
     # Luminance before resizing: a third of the pixels to resample.
