@@ -1,7 +1,7 @@
 """`raydemand demo`: the platform end to end on embedded data, on a local Ray cluster.
 
 Today it generates both data sets in their real layouts (product images are real Fashion-MNIST
-images), validates them, runs the three Ray Data pipelines, and writes a report with plots into
+images), runs the three Ray Data pipelines over them (each validates its input), and writes a report with plots into
 the run folder it prints. Training, tuning and serving join as those stages land.
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from pydantic import Field
 
 from raydemand.data.pipelines.embeddings import EmbeddingsConfig
@@ -38,10 +39,7 @@ def _image_grid(images_dir: Path, products: pd.DataFrame, png: Path, n: int = 32
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from raydemand.data.pipelines.images import ImagesConfig as _Cfg
-    import yaml
-
-    cfg = _Cfg.model_validate(yaml.safe_load((images_dir / "_config.yaml").read_text()))
+    cfg = ImagesConfig.model_validate(yaml.safe_load((images_dir / "_config.yaml").read_text()))
     mean, std = cfg.stats()
     frame = pd.read_parquet(images_dir).head(n)
     category = products.drop_duplicates("external_code").set_index("external_code")["category"]
