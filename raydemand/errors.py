@@ -11,7 +11,8 @@ class TableError(ValueError):
     """
 
     def __init__(self, path: str, message: str, column: str | None = None, row: int | None = None, value=None):
-        self.path, self.column, self.row, self.value = str(path), column, row, value
+        value = _plain(value)
+        self.path, self.message, self.column, self.row, self.value = str(path), message, column, row, value
         where = [self.path]
         if column is not None:
             where.append(f"column '{column}'")
@@ -21,6 +22,17 @@ class TableError(ValueError):
         if value is not None:
             text += f" (value: {value!r})"
         super().__init__(text)
+
+    def __reduce__(self):
+        # Rebuilt from its parts, so that it survives pickling (a Ray task raising it in a worker).
+        return type(self), (self.path, self.message, self.column, self.row, self.value)
+
+
+def _plain(value):
+    """numpy scalars (and tuples of them) as Python values, so messages read `9`, not `np.int64(9)`."""
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value
 
 
 class InputError(ValueError):

@@ -133,3 +133,12 @@ def test_validation_is_fast_enough_for_instacart_size():
                        "product_id": np.tile(np.arange(10), n_orders) + rng.integers(0, 2, 1) * 10})
     out = validate_orders(df, "big.parquet")
     assert len(out) == 2_000_000
+
+
+def test_table_error_survives_pickling_and_prints_plain_values():
+    import pickle
+
+    err = TableError("o.csv", "duplicate key", column="product_id", row=3, value=(np.int64(10), np.int64(5)))
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.path, back.column, back.row, back.value) == ("o.csv", "product_id", 3, (10, 5))
+    assert str(back) == str(err) == "o.csv, column 'product_id', row 3: duplicate key (value: (10, 5))"
