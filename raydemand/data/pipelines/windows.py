@@ -158,8 +158,7 @@ def build_windows(lines: pd.DataFrame, cfg: WindowsConfig, source: str = "orders
 def _block_error(e: TableError, block: pd.DataFrame) -> InputError:
     """A contract error found in a block: its row counts from the block start, so name the line
     by user and order instead."""
-    prefix = str(TableError(e.path, "", column=e.column, row=e.row))  # "path, column 'c', row r: "
-    message = str(e)[len(prefix):]
+    message = e.message + (f" (value: {e.value!r})" if e.value is not None else "")
     where = f"{e.path}" + (f", column '{e.column}'" if e.column else "")
     if e.row is not None:
         message += (f" (in the line with user_id {_at(block, e.row - 1, 'user_id')!r}, "
