@@ -18,6 +18,9 @@ from raydemand.errors import InputError, TableError
 # (group name, help, module with add_commands(subparsers))
 GROUPS = [
     ("data", "synthesise, validate, inspect and preprocess data sets", "raydemand.data.cli"),
+    ("forecast", "new-product demand: train, predict and evaluate CrossAttnRNN and baselines", "raydemand.forecast.cli"),
+    ("basket", "next-basket prediction: train, predict and evaluate", "raydemand.basket.cli"),
+    ("design", "GAN design generation and preference scoring", "raydemand.design.cli"),
 ]
 # (command name, help, module with add_arguments(parser) and run(args))
 COMMANDS = [

@@ -13,12 +13,18 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A local Ray cluster started once; logical CPUs exceed the 2 real cores on purpose."""
+    """A local Ray cluster started once; logical CPUs exceed the 2 real cores on purpose.
+
+    Ray workers import the functions they run by module name; test modules are importable there
+    because this folder is put on the workers' PYTHONPATH (they inherit the driver's environment).
+    """
     import ray
     from ray.data import DataContext
 
     from raydemand.ray_utils import init_ray
 
+    tests = os.path.dirname(os.path.abspath(__file__))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [tests, os.environ.get("PYTHONPATH", "")] if p)
     init_ray(num_cpus=4)
     DataContext.get_current().enable_progress_bars = False
     yield ray

@@ -1,0 +1,1 @@
+"""Next-basket prediction: product autoencoder, CNNGRU, AttentionGRU, XGBoost, frequency baselines."""

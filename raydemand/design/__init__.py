@@ -1,0 +1,1 @@
+"""Design generation with GANs (DCGAN, PGGAN, D2GAN) and the preference scorer."""

@@ -1,0 +1,1 @@
+"""New-product demand forecasting: CrossAttnRNN, captions, baselines."""
