@@ -121,3 +121,12 @@ def load_config(
         return cls.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_describe(e, cls, source)) from None
+
+
+def with_overrides(cfg: C, overrides: Iterable[str]) -> C:
+    """A copy of `cfg` with `KEY=VALUE` overrides applied and validated (errors name the field)."""
+    data = _merge(cfg.model_dump(), parse_overrides(list(overrides)))
+    try:
+        return type(cfg).model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e, type(cfg), "overrides")) from None

@@ -60,7 +60,7 @@ def create_encoder(name: str, **overrides) -> Encoder:
 # ---- image encoders -------------------------------------------------------------------------
 
 
-def _cached_weights(arch: str, weights: str) -> dict:
+def cached_weights(arch: str, weights: str) -> dict:
     """The state dict of a torchvision weights enum member, from the local torch hub cache only."""
     import torch
     import torchvision
@@ -92,7 +92,7 @@ class ResNetEncoder(Encoder):
             torch.manual_seed(seed)
             model = getattr(torchvision.models, arch)(weights=None)
         if weights is not None:
-            model.load_state_dict(_cached_weights(arch, weights))
+            model.load_state_dict(cached_weights(arch, weights))
         self.name, self.dim, self.device = arch, model.fc.in_features, device
         self.args = {"weights": weights, "seed": seed if weights is None else None}
         model.fc = torch.nn.Identity()

@@ -81,11 +81,12 @@ def worker(bf16: bool = True) -> WorkerContext:
     return WorkerContext(device=device, rank=rank, world_size=world, bf16=bf16)
 
 
-def prepare_model(model):
-    """`ray.train.torch.prepare_model`: moves the model to the worker's device, wraps it in DDP when needed."""
+def prepare_model(model, **kwargs):
+    """`ray.train.torch.prepare_model`: moves the model to the worker's device, wraps it in DDP when needed
+    (keyword arguments go to it, e.g. `parallel_strategy_kwargs={"find_unused_parameters": True}`)."""
     from ray.train.torch import prepare_model as _prepare
 
-    return _prepare(model)
+    return _prepare(model, **kwargs)
 
 
 def prepare_data_loader(loader):

@@ -63,3 +63,20 @@ def test_saved_config_round_trips(tmp_path):
     cfg = load_config(Stage, overrides=["optim.lr=0.5", "seed=9"])
     cfg.save(tmp_path / "resolved.yaml")
     assert load_config(Stage, tmp_path / "resolved.yaml") == cfg
+
+
+def test_with_overrides_copies_and_validates():
+    from raydemand.config import ConfigError, with_overrides
+
+    class Inner(Config):
+        lr: float = 0.1
+
+    class Outer(Config):
+        inner: Inner = Inner()
+        name: str = "a"
+
+    base = Outer()
+    changed = with_overrides(base, ["inner.lr=1e-3", "name=b"])
+    assert changed.inner.lr == 0.001 and changed.name == "b" and base.inner.lr == 0.1
+    with pytest.raises(ConfigError, match="inner.lr"):
+        with_overrides(base, ["inner.lr=fast"])

@@ -46,3 +46,14 @@ def test_unknown_table_format(tmp_path):
     (tmp_path / "t.xlsx").write_text("")
     with pytest.raises(ValueError, match="unknown table format"):
         read_table(tmp_path / "t.xlsx")
+
+
+def test_atomic_write_gives_plain_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from raydemand.io import _UMASK, atomic_write
+
+    with atomic_write(tmp_path / "out.bin") as f:
+        f.write(b"x")
+    assert stat.S_IMODE(os.stat(tmp_path / "out.bin").st_mode) == 0o666 & ~_UMASK

@@ -1,0 +1,138 @@
+"""The base class every basket method implements (neural models, XGBoost, frequency baselines),
+their registry, and the run directory's model file.
+
+A method is fitted on training users' windows, picks what it picks on validation users, and then
+scores encoded windows (`data.encode`): (B, P) probabilities, -inf for products it does not
+recommend. Everything it needs to score again goes into `state()`, which `model.pt` stores next to
+the catalogue, the config and the threshold chosen on validation users; `model.pt` loads with
+`torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from raydemand.basket.config import BasketConfig
+from raydemand.basket.data import Vocab
+
+MODEL_FILE = "model.pt"
+PREDICTORS: dict[str, type["BasketPredictor"]] = {}
+
+
+def register_predictor(name: str) -> Callable[[type], type]:
+    def wrap(cls):
+        cls.name = name
+        PREDICTORS[name] = cls
+        return cls
+
+    return wrap
+
+
+@dataclass
+class TrainData:
+    """What `fit` gets: training users' lines (in memory and as a file for the windows stage), and
+    the encoded windows of validation users' last orders."""
+
+    lines: pd.DataFrame
+    lines_file: Path
+    val: dict[str, np.ndarray]
+    val_windows: Any  # pyarrow Table, for workers that encode it themselves
+    _windows: Any = field(default=None, repr=False)
+
+    def train_windows(self, cfg: BasketConfig):
+        """Every order of every training user as a window: a Ray Dataset built once by the Ray Data
+        windows stage and materialised (in the object store, spilled to disk when large), so that
+        epochs re-read windows instead of re-grouping order lines."""
+        if self._windows is None:
+            from raydemand.basket.data import windows_dataset
+
+            self._windows = windows_dataset(self.lines_file, cfg.data, "all").materialize()
+        return self._windows
+
+
+class BasketPredictor:
+    name: ClassVar[str]
+
+    def __init__(self, cfg: BasketConfig, vocab: Vocab):
+        self.cfg, self.vocab = cfg, vocab
+
+    def fit(self, data: TrainData, run_dir: Path, callbacks: list | None = None) -> dict[str, Any]:
+        """Learn from training users; returns a summary for metrics.json (history, chosen epoch).
+        `callbacks` go to the Ray Train run (Tune's `TuneReportCallback`)."""
+        return {}
+
+    def score(self, enc: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, P) scores in [0, 1] (or -inf: not recommended) for encoded windows."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        del state
+
+
+def create_predictor(cfg: BasketConfig, vocab: Vocab) -> BasketPredictor:
+    _load_predictors()
+    return PREDICTORS[cfg.model](cfg, vocab)
+
+
+def _load_predictors() -> None:
+    from raydemand.basket import baselines, neural, xgb  # noqa: F401  (they register themselves)
+
+
+def save_model(run_dir: Path, predictor: BasketPredictor, threshold: float) -> Path:
+    import torch
+
+    from raydemand.io import atomic_path
+
+    content = {"model": predictor.name, "config": predictor.cfg.model_dump(mode="json"),
+               "vocab": predictor.vocab.state(), "threshold": float(threshold), "state": predictor.state()}
+    with atomic_path(run_dir / MODEL_FILE) as tmp:
+        torch.save(content, tmp)
+    return run_dir / MODEL_FILE
+
+
+@dataclass
+class LoadedRun:
+    """A trained run: its config, catalogue, method and threshold. `predict` answers in-process."""
+
+    run_dir: Path
+    cfg: BasketConfig
+    vocab: Vocab
+    predictor: BasketPredictor
+    threshold: float
+
+    def score(self, enc: dict[str, np.ndarray]) -> np.ndarray:
+        return self.predictor.score(enc)
+
+    def predict(self, orders: pd.DataFrame, k: int = 10) -> pd.DataFrame:
+        """The next order of every user in an orders table (pandas, the orders contract): user_id, rank,
+        product_id, score, in_basket (score >= the run's threshold). Validated; no Ray needed."""
+        from raydemand.basket.predict import predict_frame
+
+        return predict_frame(self, orders, k)
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Load a `basket train` run directory (model.pt) for predict / evaluate / serve."""
+    import torch
+
+    from raydemand.errors import InputError
+
+    run_dir = Path(run_dir)
+    path = run_dir / MODEL_FILE
+    if not path.exists():
+        raise InputError(f"{run_dir}: not a finished basket run (no {MODEL_FILE}; train with `raydemand basket "
+                         "train --out DIR`)")
+    content = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = BasketConfig.model_validate(content["config"])
+    vocab = Vocab.from_state(content["vocab"])
+    predictor = create_predictor(cfg, vocab)
+    predictor.load_state(content["state"])
+    return LoadedRun(run_dir, cfg, vocab, predictor, float(content["threshold"]))

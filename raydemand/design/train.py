@@ -1,0 +1,244 @@
+"""`design train`: one class-conditional GAN trained with Ray Train, checkpointed every epoch, resumable.
+
+The run directory holds `config.yaml` (resolved), `model.pt` (G's arguments and the chosen
+weights, `torch.load(weights_only=True)`), `metrics.json` (per-epoch losses and health, chosen
+epoch, flags, seed, data), `samples.png` (a row per category) and `ray_train/` (Ray's checkpoints;
+the same run directory again resumes from the latest). The checkpoint is chosen by the Fréchet
+distance of downsampled pixels to real images held out from GAN training (`val_fd`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from raydemand.design.config import GANTrainConfig
+from raydemand.design.images import ImageSet, load_images
+from raydemand.io import atomic_path, atomic_write
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.yaml"
+SAMPLES_FILE = "samples.png"
+SELECT_METRIC = "val_fd_select"
+NOT_FULL_SIZE = 1e12  # selection score of epochs a growing GAN spent below full resolution
+
+
+def split_validation(labels: np.ndarray, fraction: float, max_n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation indices: a random `fraction` of each label (at least one where the label
+    has two or more images), scaled down so that the validation part holds at most about `max_n`."""
+    rng = np.random.default_rng(seed)
+    share = min(fraction, max_n / len(labels))
+    val = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        val.append(idx[:max(1, int(round(share * len(idx))))] if len(idx) > 1 else idx[:0])
+    val = np.sort(np.concatenate(val))
+    return np.setdiff1d(np.arange(len(labels)), val), val
+
+
+def gan_step(gan, G, D, opt_g, opt_d, real, y, autocast=contextlib.nullcontext) -> tuple[float, float, float]:
+    """One D update then one G update on a batch of real images (B, C, H, W) in [-1, 1] with labels
+    (B,). `G`/`D` are the (possibly DDP-wrapped) modules of `gan`. Returns the two losses and D's
+    real-vs-generated separation on this batch."""
+    import torch
+
+    from raydemand.design.metrics import separation
+
+    z = torch.randn(len(y), gan.cfg.noise_dim, device=real.device)
+    opt_d.zero_grad(set_to_none=True)
+    # Real and generated images in separate D calls, each followed by its backward: batch-norm
+    # statistics then never mix real and generated images (D could tell them apart by the batch,
+    # and would judge G's batch in the G step by other statistics), and DDP sees one backward per forward.
+    with autocast():
+        real = gan.prepare_real(real)
+        fake = G(z, y)
+        d_real = D(real, y).float()  # (B, heads)
+        loss_real = gan.d_loss_real(d_real)
+    loss_real.backward()
+    with autocast():
+        d_fake = D(fake.detach(), y).float()
+        loss_fake = gan.d_loss_fake(d_fake)
+    loss_fake.backward()
+    opt_d.step()
+    loss_d = loss_real.detach() + loss_fake.detach()
+    with autocast():
+        loss_g = gan.g_loss(D(fake, y).float())
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    sep = separation(gan.realness(d_real).detach(), gan.realness(d_fake).detach())
+    return float(loss_d.detach()), float(loss_g.detach()), sep
+
+
+def _loop(config: dict[str, Any]) -> None:
+    """Ray Train worker loop: the same on every worker; each worker trains on its shard of the images."""
+    import ray
+    import ray.train.torch
+    import torch
+    from tqdm import tqdm
+
+    from raydemand.design.metrics import diversity_ratio, frechet_distance, pixel_features
+    from raydemand.design.models import gan_from_args
+    from raydemand.training import Checkpointer, all_reduce_mean, worker
+
+    cfg = GANTrainConfig.model_validate(config["cfg"])
+    data = ray.get(config["data"]) if isinstance(config["data"], ray.ObjectRef) else config["data"]
+    ctx = worker(cfg.train.bf16)
+    torch.manual_seed(cfg.seed * 7919 + ctx.rank)
+    gan = gan_from_args(config["gan_args"])
+    growing = gan.name == "pggan"  # layers of later stages get no gradient early on
+    G = ray.train.torch.prepare_model(gan.G, parallel_strategy_kwargs={"find_unused_parameters": growing})
+    D = ray.train.torch.prepare_model(gan.D, parallel_strategy_kwargs={"find_unused_parameters": growing})
+    betas = (cfg.beta1, cfg.beta2)
+    opt_g = torch.optim.Adam(gan.G.parameters(), lr=cfg.lr, betas=betas)
+    opt_d = torch.optim.Adam(gan.D.parameters(), lr=cfg.lr, betas=betas)
+    ckpt = Checkpointer(modules={"G": gan.G, "D": gan.D}, optimizers={"G": opt_g, "D": opt_d})
+    state = ckpt.restore()
+
+    images, labels = data["train_images"], data["train_labels"]  # uint8 (N, H, W, C), int64 (N,)
+    shard = np.arange(ctx.rank, len(images), ctx.world_size)
+    batch = min(cfg.batch_size, len(shard))
+    steps = max(1, len(shard) // batch)
+    total = cfg.epochs * steps
+    val_real = data["val_images"].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1  # (V, C, H, W)
+    val_labels = np.array(data["val_labels"])  # a writable copy of the object-store array
+    val_features = pixel_features(val_real)
+    z_val = torch.randn(len(val_labels), gan.cfg.noise_dim,
+                        generator=torch.Generator().manual_seed(cfg.seed + 12345)).to(ctx.device)
+    y_val = torch.as_tensor(val_labels).to(ctx.device)
+    dev = ctx.device
+
+    for epoch in range(state.epoch if state else 0, cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch, ctx.rank])  # the same order again after a resume
+        perm = rng.permutation(shard)
+        gan.G.train(), gan.D.train()
+        sums = {"d_loss": 0.0, "g_loss": 0.0, "d_separation": 0.0}
+        bar = tqdm(range(steps), desc=f"{gan.name} epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main,
+                   leave=False, mininterval=5)
+        for s in bar:
+            gan.set_progress((epoch * steps + s) / total)
+            idx = np.sort(perm[s * batch:(s + 1) * batch])
+            real = torch.from_numpy(images[idx]).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1  # (B, C, H, W)
+            y = torch.from_numpy(labels[idx]).to(dev)
+            loss_d, loss_g, sep = gan_step(gan, G, D, opt_g, opt_d, real, y, ctx.autocast)
+            sums["d_loss"] += loss_d
+            sums["g_loss"] += loss_g
+            sums["d_separation"] += sep
+            if not (np.isfinite(loss_d) and np.isfinite(loss_g)):
+                break
+        done = s + 1
+        gan.set_progress(min(1.0, (epoch * steps + done) / total))
+        with torch.no_grad(), ctx.autocast():
+            gan.calibrate()
+        gan.G.eval()
+        with torch.no_grad(), ctx.autocast():
+            fake_val = torch.cat([gan.generate(z_val[i:i + 256], y_val[i:i + 256]).float().cpu()
+                                  for i in range(0, len(y_val), 256)])
+        fake_features = pixel_features(fake_val)
+        finite = bool(np.isfinite(fake_features).all())
+        val_fd = frechet_distance(val_features, fake_features) if finite else float("nan")
+        div = diversity_ratio(fake_features, val_features, val_labels, val_labels) if finite else {}
+        full_size = not growing or int(gan.G.stage) == gan.n_stages - 1
+        metrics = {k: v / done for k, v in sums.items()}
+        metrics.update(val_fd=val_fd, diversity_mean=float(np.mean(list(div.values()))) if div else 0.0,
+                       diversity_min=float(min(div.values())) if div else 0.0,
+                       resolution=float(fake_val.shape[-1] if not growing else 4 * 2 ** int(gan.G.stage)))
+        metrics = all_reduce_mean(metrics, weight=float(done))
+        select = metrics["val_fd"] if full_size and np.isfinite(metrics["val_fd"]) else NOT_FULL_SIZE
+        ckpt.report(epoch, {**metrics, SELECT_METRIC: select})
+        if not (np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["g_loss"])):
+            break  # diverged: the last finite checkpoint stays the best one
+
+
+def _training_data(images: ImageSet, cfg: GANTrainConfig) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    train, val = split_validation(images.labels, cfg.val_fraction, cfg.val_max, cfg.seed)
+    return ({"train_images": images.images[train], "train_labels": images.labels[train],
+             "val_images": images.images[val], "val_labels": images.labels[val]}, train, val)
+
+
+def prepare_run_dir(out: Path, cfg, overwrite: bool, what: str) -> None:
+    """Clear `out` for a new run (`overwrite`), refuse a finished one, or check that an unfinished one
+    (Ray checkpoints, no final model) was started with the same model and data, so resuming it is sound."""
+    import yaml
+
+    from raydemand.errors import InputError
+    from raydemand.training import STORAGE_NAME
+
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    if (out / MODEL_FILE).exists():
+        raise FileExistsError(f"{out}: already holds {what} (pass --overwrite to replace it)")
+    saved = out / CONFIG_FILE
+    if (out / STORAGE_NAME).exists() and saved.is_file():
+        before = yaml.safe_load(saved.read_text()) or {}
+        now = cfg.model_dump(mode="json")
+        changed = [k for k in now if k not in ("epochs", "train") and before.get(k) != now[k]]
+        if changed:
+            raise InputError(f"{out}: holds an unfinished run started with other settings ({', '.join(changed)} "
+                             f"differ from {saved}); pass --overwrite to start over, or the same config to resume")
+
+
+def train(cfg: GANTrainConfig, out: str | Path, *, overwrite: bool = False, images: ImageSet | None = None) -> dict[str, Any]:
+    """Train `cfg.model.gan` on `cfg.images` into run directory `out`; returns the metrics record.
+
+    A run directory that holds a finished run is an error unless `overwrite`; one with an unfinished
+    `ray_train/` resumes from its latest checkpoint.
+    """
+    import ray
+    import torch
+
+    from raydemand.design.metrics import health_flags
+    from raydemand.design.models import create_gan
+    from raydemand.ray_utils import init_ray
+    from raydemand.training import fit, load_state
+
+    out = Path(out)
+    prepare_run_dir(out, cfg, overwrite, what="a trained model")
+    images = images if images is not None else load_images(cfg.images)
+    if len(images) < 2 * len(images.categories) or len(images) < 8:
+        from raydemand.errors import InputError
+
+        raise InputError(f"{cfg.images.source}: {len(images)} images are too few to train a GAN "
+                         f"({len(images.categories)} categories)")
+    data, train_idx, val_idx = _training_data(images, cfg)
+    gan = create_gan(cfg.model.gan, n_classes=len(images.categories), channels=images.channels,
+                     size=cfg.images.size, **cfg.model.model_dump(exclude={"gan"}))
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / CONFIG_FILE)
+
+    init_ray()
+    loop_config = {"cfg": cfg.model_dump(mode="json"), "gan_args": gan.args(), "data": ray.put(data)}
+    result = fit(_loop, loop_config, out, cfg.train, metric=SELECT_METRIC, mode="min")
+
+    state = load_state(result.best_checkpoint_dir)
+    gan.G.load_state_dict(state["modules"]["G"])
+    best = state["history"][-1]
+    with atomic_path(out / MODEL_FILE) as tmp:
+        torch.save({"kind": "gan", "args": gan.args(), "G": gan.G.state_dict(), "categories": images.categories,
+                    "epoch": int(best["epoch"])}, tmp)
+    flags = health_flags(result.history, cfg.collapse_diversity, cfg.diverge_gap, cfg.diverge_patience)
+    for kind, epochs in flags.items():
+        if epochs:
+            logger.warning("%s: %s at epochs %s (see %s)", gan.name, kind.replace("_epochs", "").replace("_", " "),
+                           epochs, out / METRICS_FILE)
+    record = {
+        "gan": gan.name, "seed": cfg.seed, "data": images.description, "categories": images.categories,
+        "train_images": int(len(train_idx)), "val_images": int(len(val_idx)),
+        "chosen_epoch": int(best["epoch"]), "select_metric": SELECT_METRIC, "best": best,
+        "history": result.history, **flags,
+    }
+    with atomic_write(out / METRICS_FILE, "w") as f:
+        json.dump(record, f, indent=2, default=float)
+    from raydemand.design.generate import load_run, write_grid
+
+    write_grid(load_run(out), out / SAMPLES_FILE, per_category=cfg.sample_grid, seed=cfg.seed)
+    return record

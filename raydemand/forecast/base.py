@@ -1,0 +1,63 @@
+"""The forecaster interface every model and baseline implements, and the registry that builds them.
+
+A forecaster fits on training rows (validation rows for early stopping / selection), predicts
+normalised 12-week curves for any rows, and exports its state as plain tensors and values, so
+one `model.pt` (read with `torch.load(..., weights_only=True)`) holds any of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from raydemand.errors import InputError
+from raydemand.forecast.config import ForecastConfig
+from raydemand.forecast.data import Rows
+
+
+class Forecaster:
+    name: ClassVar[str]
+
+    def __init__(self, cfg: ForecastConfig):
+        self.cfg = cfg
+
+    def fit(self, train: Rows, val: Rows, pool: Rows, run_dir: Path | None = None) -> dict[str, Any]:
+        """Fit on `train`, select on `val`; `pool` holds the known sales retrieval may read. Returns
+        what the run reports (history, chosen epoch); baselines return {}."""
+        return {}
+
+    def predict(self, rows: Rows, pool: Rows) -> np.ndarray:
+        """(N, 12) normalised forecasts, >= 0."""
+        raise NotImplementedError
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        del state
+
+
+FORECASTERS: dict[str, Callable[[ForecastConfig], Forecaster]] = {}
+
+
+def register_forecaster(cls):
+    FORECASTERS[cls.name] = cls
+    return cls
+
+
+def list_forecasters() -> list[str]:
+    _load()
+    return sorted(FORECASTERS)
+
+
+def create_forecaster(name: str, cfg: ForecastConfig) -> Forecaster:
+    _load()
+    if name not in FORECASTERS:
+        raise InputError(f"unknown forecaster {name!r}; registered: {', '.join(sorted(FORECASTERS))}")
+    return FORECASTERS[name](cfg)
+
+
+def _load() -> None:
+    from raydemand.forecast import baselines, train  # noqa: F401  (they register themselves)

@@ -1,0 +1,106 @@
+"""Configs of the forecast family: the model, retrieval, captions, loss, data and the training stage.
+
+One class per concept; `ForecastConfig` is the only input of `raydemand forecast train` (YAML ->
+`--set` overrides) and of `train(cfg, ...)`, so Tune can sweep any field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from raydemand.config import Config
+from raydemand.training import TrainConfig
+
+
+class ModelConfig(Config):
+    """CrossAttnRNN (seed 000). Dimensions of the inputs (image / caption vectors) come from the data."""
+
+    embed_dim: int = Field(64, ge=8)  # embedding_dim shared by image, caption, fusion and GRU outputs
+    heads: int = Field(4, ge=1)  # heads of image_text_attn (embed_dim must divide by it)
+    gru_layers: int = Field(1, ge=1)  # layers of the ts_embedder GRU
+    decoder_hidden: int = Field(128, ge=8)  # width of the decoder MLP
+    dropout: float = Field(0.2, ge=0, lt=1)  # decoder dropout
+    use_image: bool = True  # False: caption-only ablation (image branch masked for every product)
+    use_caption: bool = True  # False: image-only ablation (caption branch masked for every product)
+    # Forecast = neighbours' similarity-weighted mean curve + decoder output: the model learns the
+    # correction, which keeps it at least as good as the retrieval it is fed.
+    residual: bool = True
+    # Image encoder: 'cached' reads frozen vectors from the embedding cache; resnet18/resnet50 build a
+    # torchvision ResNet that is fine-tuned on images decoded by the images pipeline.
+    image_encoder: Literal["cached", "resnet18", "resnet50"] = "cached"
+    image_weights: str | None = None  # torchvision weights name (e.g. IMAGENET1K_V1) from the local cache; None: random init
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.embed_dim % self.heads:
+            raise ValueError(f"embed_dim={self.embed_dim} must be divisible by heads={self.heads}")
+        return self
+
+
+class LossConfig(Config):
+    mae: float = Field(0.6, ge=0)  # weight of MAE (seed: 0.6)
+    mse: float = Field(0.4, ge=0)  # weight of MSE (seed: 0.4)
+    smape: float = Field(0.01, ge=0)  # weight of SMAPE (seed: 0.01)
+    contrastive: float = Field(0.04, ge=0)  # lambda of the image-text InfoNCE loss (seed: 0.04); 0 switches it off
+    temperature: float = Field(0.07, gt=0)  # InfoNCE temperature
+
+
+class RetrievalConfig(Config):
+    """Similar past products: training rows whose sales were known when the target was released."""
+
+    k: int = Field(10, ge=1)  # neighbours per product
+    # A neighbour's curve counts as known `known_after_weeks` weeks after its release: 12 means its
+    # whole 12-week curve lies before the target's release, so nothing from the future leaks in.
+    known_after_weeks: int = Field(12, ge=0)
+    attributes: list[str] | None = None  # attribute columns compared (None: every string attribute of the table)
+    attribute_weight: float = Field(1.0, ge=0)  # weight of the share of matching attributes
+    caption_weight: float = Field(0.5, ge=0)  # weight of caption-embedding cosine similarity
+    image_weight: float = Field(0.5, ge=0)  # weight of image-embedding cosine similarity
+    sharpness: float = Field(5.0, ge=0)  # softmax temperature^-1 turning similarities into neighbour weights
+
+
+class CaptionConfig(Config):
+    """Where captions come from. Captions already in the table are always used as they are."""
+
+    captioner: Literal["column", "attributes", "generic", "blip"] = "attributes"
+    # 'column': the table's `caption` (else `text`) column only; 'attributes': domain captions from
+    # category/colour/fabric/...; 'generic': category only, as a generic captioner would say it;
+    # 'blip': BlipForConditionalGeneration on the image (prompted: domain; no prompt: generic).
+    blip_model: str = "Salesforce/blip-image-captioning-base"  # a transformers name or folder, read offline
+    blip_prompt: str | None = "a fashion product photo of"  # None: unconditional (generic) captions
+    max_new_tokens: int = Field(20, ge=1)
+    batch_size: int = Field(16, ge=1)  # rows per captioner call
+    concurrency: int = Field(1, ge=1)  # captioner actors
+
+
+class DataConfig(Config):
+    val_share: float = Field(0.15, gt=0, lt=1)  # latest releases of the training table kept for validation
+    min_units: float = Field(0.0, ge=0)  # drop rows with fewer units over their 12 weeks (sparse real data)
+    launched_only: bool = True  # where the table has a `launched` column (Complete Journey), keep launched products
+    # For tables without their own test split (Complete Journey, plain CSVs): the latest share of
+    # products by release date is held out for `evaluate` and never trained on. 0: train on everything.
+    holdout_share: float = Field(0.0, ge=0, lt=1)
+    image_size: int = Field(64, ge=16)  # image side for the embedding cache / the fine-tuned encoder
+    image_encoder: str = "resnet18"  # frozen encoder of the embedding cache
+    image_encoder_args: dict[str, Any] = Field(default_factory=dict)  # e.g. {weights: IMAGENET1K_V1}
+    text_encoder: str = "minilm"  # BERT-family caption encoder: minilm (offline) or any cached name/folder
+    text_pooling: Literal["cls", "mean"] = "cls"  # the seed takes the [CLS] output
+    embed_batch_size: int = Field(64, ge=1)
+
+
+class ForecastConfig(Config):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    captions: CaptionConfig = Field(default_factory=CaptionConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    forecaster: str = "crossattnrnn"  # any registered forecaster (see `raydemand.forecast.registry`)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int | None = 6  # early stopping on the validation loss; None: run every epoch
+    seed: int = 0

@@ -1,0 +1,177 @@
+"""From a product table to model inputs: captions, cached frozen embeddings, scaling, retrieval.
+
+`prepare_rows` joins a validated product table with its captions and the embedding cache (run once
+per product through the foundation's Ray Data embeddings stage, then reused every epoch).
+`model_inputs` adds each row's similar past products from a `Rows` pool of known sales.
+Sales are normalised by one number fitted on the training rows (their mean weekly units), so the
+model sees ~1.0 for an average week whatever the data set.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from raydemand.data.schema import TARGET_COLUMNS
+from raydemand.errors import InputError
+from raydemand.forecast.config import ForecastConfig, RetrievalConfig
+from raydemand.forecast.retrieval import Side, gather_curves, retrieve
+
+UNITS_FILE = "units_per_value.json"
+
+
+@dataclass
+class Rows:
+    """Prepared rows of a product table (one per product, or product x store)."""
+
+    keys: pd.DataFrame  # external_code (+ retail), release_date, in table order
+    side: Side  # what retrieval compares
+    caption: np.ndarray  # (N, Dc) float32 frozen caption vectors, zeros where missing
+    has_caption: np.ndarray  # (N,) bool
+    image: np.ndarray  # (N, Di) float32 frozen image vectors, zeros where missing
+    has_image: np.ndarray  # (N,) bool
+    group: np.ndarray  # (N,) int64 product index (rows of one product share it)
+    target: np.ndarray | None  # (N, 12) normalised weekly sales, None when unknown
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def take(self, idx: np.ndarray) -> "Rows":
+        s = self.side
+        side = Side(s.codes[idx], s.release[idx], s.attributes[idx], s.caption[idx], s.image[idx])
+        return Rows(self.keys.iloc[idx].reset_index(drop=True), side, self.caption[idx], self.has_caption[idx],
+                    self.image[idx], self.has_image[idx], self.group[idx],
+                    None if self.target is None else self.target[idx])
+
+
+def units_per_value(source: str | Path) -> float:
+    """Units per stored sales value: VISUELLE folders store units / a scalar, other tables store units."""
+    from raydemand.data.visuelle import SCALAR_FILES, read_norm_scalar
+
+    path = Path(str(source))
+    if path.is_dir() and any((path / f).exists() for f in SCALAR_FILES):
+        return read_norm_scalar(path)
+    return 1.0
+
+
+def load_table(source: str | Path, split: str | None = None, require_targets: bool = True) -> pd.DataFrame:
+    from raydemand.data.sources import load_products
+
+    df = load_products(source, split=split, require_targets=require_targets, check_images=True)
+    if df.empty:
+        raise InputError(f"{source}: the product table has no rows")
+    return df
+
+
+def _products(df: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in df.columns if c not in TARGET_COLUMNS]
+    return df[cols].drop_duplicates("external_code").reset_index(drop=True)
+
+
+def _cached(folder: Path, keys: set[str]) -> dict[str, np.ndarray] | None:
+    """{key: vector} from an embeddings folder that covers `keys`, else None."""
+    from raydemand.data.pipelines.embeddings import load_embeddings
+
+    if not (folder / "_encoder.json").is_file():
+        return None
+    k, v = load_embeddings(folder)
+    table = dict(zip(k.astype(str), v))
+    return table if keys <= set(table) else None
+
+
+def embed_products(df: pd.DataFrame, cfg: ForecastConfig, cache_dir: str | Path) -> dict:
+    """Captions and frozen embeddings of every product of `df`, computed once into `cache_dir`.
+
+    Returns {'caption': {code: text}, 'caption_vec': {code: vec}, 'image_vec': {code: vec},
+    'caption_dim', 'image_dim'}; products without a caption or an image have no vector.
+    """
+    from raydemand.data.pipelines.embeddings import EmbeddingsConfig, run
+    from raydemand.data.pipelines.images import ImagesConfig
+    from raydemand.encoders import create_encoder
+    from raydemand.forecast.captions import caption_products
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    products = _products(df)
+    products["caption"] = caption_products(products, cfg.captions).to_numpy()
+    table = products[["external_code", "release_date", "caption"] +
+                     (["image_path"] if "image_path" in products else [])].copy()
+    table_path = cache_dir / "products.parquet"
+    from raydemand.io import write_table
+
+    write_table(table.assign(release_date=table["release_date"].dt.strftime("%Y-%m-%d")), table_path)
+
+    text_args = {"pooling": cfg.data.text_pooling}
+    text_cfg = EmbeddingsConfig(encoder=cfg.data.text_encoder, encoder_args=text_args, field="caption",
+                                batch_size=cfg.data.embed_batch_size)
+    with_caption = set(table.loc[table["caption"].str.strip() != "", "external_code"])
+    caption_dim = create_encoder(cfg.data.text_encoder, **text_args).dim
+    caption_vec = {}
+    if with_caption:
+        caption_vec = _cached(cache_dir / "caption_emb", with_caption)
+        if caption_vec is None:
+            run(table_path, cache_dir / "caption_emb", text_cfg, overwrite=True)
+            caption_vec = _cached(cache_dir / "caption_emb", with_caption)
+
+    image_vec, image_dim = {}, create_encoder(cfg.data.image_encoder, **cfg.data.image_encoder_args).dim
+    with_image = set(table.loc[table["image_path"] != "", "external_code"]) if "image_path" in table else set()
+    if with_image:
+        image_cfg = EmbeddingsConfig(encoder=cfg.data.image_encoder, encoder_args=cfg.data.image_encoder_args,
+                                     field="image", images=ImagesConfig(size=cfg.data.image_size),
+                                     batch_size=cfg.data.embed_batch_size)
+        image_vec = _cached(cache_dir / "image_emb", with_image)
+        if image_vec is None:
+            run(table_path, cache_dir / "image_emb", image_cfg, overwrite=True)
+            image_vec = _cached(cache_dir / "image_emb", with_image)
+    (cache_dir / "_encoders.json").write_text(json.dumps({"caption_dim": caption_dim, "image_dim": image_dim}))
+    return {"caption": dict(zip(table["external_code"], table["caption"])), "caption_vec": caption_vec,
+            "image_vec": image_vec, "caption_dim": caption_dim, "image_dim": image_dim}
+
+
+def prepare_rows(df: pd.DataFrame, embedded: dict, attrs: list[str], scale: float | None,
+                 upv: float = 1.0) -> Rows:
+    """Rows of `df` with their vectors; targets normalised as units / `scale` (None: no targets)."""
+    codes = df["external_code"].astype(str).to_numpy()
+
+    def vectors(table: dict, dim: int):
+        out = np.zeros((len(codes), dim), np.float32)
+        has = np.array([c in table for c in codes])
+        if has.any():
+            out[has] = np.stack([table[c] for c in codes[has]])
+        return out, has
+
+    caption, has_caption = vectors(embedded["caption_vec"], embedded["caption_dim"])
+    image, has_image = vectors(embedded["image_vec"], embedded["image_dim"])
+    keys = df[["external_code", "release_date"] + (["retail"] if "retail" in df else [])].reset_index(drop=True)
+    target = None
+    if scale is not None and all(c in df for c in TARGET_COLUMNS):
+        target = (df[TARGET_COLUMNS].to_numpy(np.float64) * upv / scale).astype(np.float32)
+    group = pd.factorize(codes)[0].astype(np.int64)
+    return Rows(keys, Side.build(df.reset_index(drop=True), attrs, caption, image), caption, has_caption, image,
+                has_image, group, target)
+
+
+def split_by_release(df: pd.DataFrame, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of (earlier, later) products: the latest `share` of products by release date."""
+    first = df.groupby("external_code", sort=False)["release_date"].min().sort_values(kind="stable")
+    n_late = max(1, int(round(share * len(first))))
+    if n_late >= len(first):
+        raise InputError(f"cannot carve {share:.0%} of {len(first)} products off for validation: too few products")
+    late = set(first.index[-n_late:])
+    is_late = df["external_code"].isin(late).to_numpy()
+    return np.flatnonzero(~is_late), np.flatnonzero(is_late)
+
+
+def model_inputs(rows: Rows, pool: Rows, cfg: RetrievalConfig) -> dict[str, np.ndarray]:
+    """Arrays a batch of the model reads (see `raydemand.forecast.model`), plus `target` when known."""
+    nb = retrieve(rows.side, pool.side, cfg)
+    out = {"image": rows.image, "has_image": rows.has_image, "caption": rows.caption,
+           "has_caption": rows.has_caption, "neighbours": gather_curves(nb, pool.target),
+           "neighbour_weight": nb.weight, "group": rows.group}
+    if rows.target is not None:
+        out["target"] = rows.target
+    return out

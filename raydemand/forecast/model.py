@@ -1,0 +1,130 @@
+"""CrossAttnRNN (seed 000): image + caption + similar products' weekly sales -> 12 weeks of demand.
+
+Blocks, then the model. Module names follow the seed: `ImageEncoder`, `caption_proj`,
+`ts_embedder`, `image_text_attn`, `fusion_proj`, additive attention, `decoder`.
+
+A batch is a dict of tensors:
+  image     (B, Di) cached frozen vectors, or (B, 3, H, W) images for a fine-tuned ResNet
+  has_image (B,) bool      caption (B, Dc)      has_caption (B,) bool
+  neighbours (B, K, 12) similar past products' curves (normalised)
+  neighbour_weight (B, K) similarity weights summing to 1 over the known neighbours (0: none)
+Products without an image or caption are forecast with a learned "missing" embedding in its place.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from raydemand.data.schema import HORIZON
+from raydemand.forecast.config import ModelConfig
+
+
+class ImageEncoder(nn.Module):
+    """Image -> tokens (B, T, D). 'cached': one token from a frozen vector; resnet18/50: the last
+    feature map's cells as tokens (so the caption can attend to image regions), fine-tuned."""
+
+    def __init__(self, arch: str, embed_dim: int, in_dim: int | None = None, weights: str | None = None):
+        super().__init__()
+        self.arch = arch
+        if arch == "cached":
+            if in_dim is None:
+                raise ValueError("a cached image encoder needs in_dim, the size of the cached vectors")
+            self.trunk = None
+            self.proj = nn.Linear(in_dim, embed_dim)
+            return
+        import torchvision
+
+        net = getattr(torchvision.models, arch)(weights=None)
+        if weights is not None:
+            from raydemand.encoders import cached_weights
+
+            net.load_state_dict(cached_weights(arch, weights))
+        channels = net.fc.in_features
+        self.trunk = nn.Sequential(*list(net.children())[:-2])  # without avgpool and fc
+        self.proj = nn.Linear(channels, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.trunk is None:
+            return self.proj(x).unsqueeze(1)  # (B, Di) -> (B, 1, D)
+        fmap = self.trunk(x)  # (B, C, h, w)
+        return self.proj(fmap.flatten(2).transpose(1, 2))  # (B, C, h*w) -> (B, h*w, C) -> (B, h*w, D)
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau attention: the fused static vector (query) over the neighbours' GRU embeddings."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.w_query = nn.Linear(dim, dim, bias=False)
+        self.w_key = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, 1, bias=False)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # query (B, D), keys (B, K, D), mask (B, K) True where a neighbour exists
+        scores = self.v(torch.tanh(self.w_query(query).unsqueeze(1) + self.w_key(keys))).squeeze(-1)  # (B, K)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # a product with no neighbour: all zeros
+        return (weights.unsqueeze(-1) * keys).sum(1)  # (B, D)
+
+
+class CrossAttnRNN(nn.Module):
+    def __init__(self, cfg: ModelConfig, image_dim: int | None, caption_dim: int, horizon: int = HORIZON):
+        super().__init__()
+        d = cfg.embed_dim
+        self.cfg, self.horizon = cfg, horizon
+        self.image_encoder = ImageEncoder(cfg.image_encoder, d, image_dim, cfg.image_weights)
+        self.caption_proj = nn.Linear(caption_dim, d)
+        self.missing_image = nn.Parameter(torch.zeros(1, 1, d))
+        self.missing_caption = nn.Parameter(torch.zeros(1, d))
+        self.image_text_attn = nn.MultiheadAttention(d, cfg.heads, batch_first=True)
+        self.fusion_proj = nn.Linear(2 * d, d)
+        # Inputs per week: the normalised units and log1p of them (real sales span orders of magnitude).
+        self.ts_embedder = nn.GRU(2, d, num_layers=cfg.gru_layers, batch_first=True)
+        self.attention = AdditiveAttention(d)
+        self.decoder = nn.Sequential(
+            nn.Linear(2 * d + horizon, cfg.decoder_hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.decoder_hidden, cfg.decoder_hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.decoder_hidden, horizon),
+        )
+        nn.init.zeros_(self.decoder[-1].weight)  # residual mode starts from the neighbours' mean curve
+        nn.init.zeros_(self.decoder[-1].bias)
+
+    def encode_static(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """fused (B, D), image and caption embeddings (B, D), and where both are real (B,) bool;
+        missing modalities (and those an ablation switches off) are masked."""
+        has_image = batch["has_image"] & self.cfg.use_image
+        has_caption = batch["has_caption"] & self.cfg.use_caption
+        tokens = self.image_encoder(batch["image"])  # (B, T, D)
+        missing = self.missing_image.expand(tokens.shape[0], tokens.shape[1], -1)  # (B, T, D)
+        tokens = torch.where(has_image[:, None, None], tokens, missing)
+        image_emb = tokens.mean(1)  # (B, D)
+        caption_emb = self.caption_proj(batch["caption"])  # (B, D)
+        caption_emb = torch.where(has_caption[:, None], caption_emb, self.missing_caption.expand_as(caption_emb))
+        attn_output, _ = self.image_text_attn(caption_emb.unsqueeze(1), tokens, tokens)  # query (B, 1, D)
+        fused = self.fusion_proj(torch.cat([attn_output.squeeze(1), image_emb], dim=-1))  # (B, 2D) -> (B, D)
+        return fused, image_emb, caption_emb, has_image & has_caption
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        fused, image_emb, caption_emb, paired = self.encode_static(batch)
+        curves = batch["neighbours"]  # (B, K, H)
+        b, k, h = curves.shape
+        steps = torch.stack([curves, torch.log1p(curves.clamp(min=0))], dim=-1).reshape(b * k, h, 2)  # (B*K, H, 2)
+        _, hidden = self.ts_embedder(steps)  # (layers, B*K, D)
+        series = hidden[-1].reshape(b, k, -1)  # (B, K, D)
+        weight = batch["neighbour_weight"]  # (B, K)
+        context = self.attention(fused, series, weight > 0)  # (B, D)
+        base = (weight.unsqueeze(-1) * curves).sum(1)  # (B, H): similarity-weighted mean of the neighbours
+        out = self.decoder(torch.cat([fused, context, base], dim=-1))  # (B, 2D + H) -> (B, H)
+        if self.cfg.residual:
+            out = out + base
+        return {"forecast": out, "image_emb": image_emb, "caption_emb": caption_emb, "paired": paired}
+
+
+MODELS = {"crossattnrnn": CrossAttnRNN}
+
+
+def create_model(name: str, cfg: ModelConfig, image_dim: int | None, caption_dim: int) -> nn.Module:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
+    return MODELS[name](cfg, image_dim, caption_dim)

@@ -1,0 +1,167 @@
+"""Run directories: the training data a run is fitted on, `model.pt`, and `load_run` for predict/serve.
+
+`model.pt` holds everything a forecast needs without the training table: the config, the
+forecaster's state, the normalising scale, and the retrieval pool (codes, release dates, attribute
+hashes, embeddings and normalised curves of the training rows), as tensors and plain values
+(`torch.load(..., weights_only=True)`). New products still need captions and frozen embeddings;
+`load_run(...).predict(df)` computes them with the run's encoders.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from raydemand.data.schema import HORIZON, TARGET_COLUMNS
+from raydemand.errors import InputError
+from raydemand.forecast.base import Forecaster, create_forecaster
+from raydemand.forecast.config import DataConfig, ForecastConfig
+from raydemand.forecast.data import (
+    Rows,
+    embed_products,
+    load_table,
+    prepare_rows,
+    split_by_release,
+    units_per_value,
+)
+from raydemand.forecast.retrieval import Side, attribute_columns
+
+MODEL_FILE = "model.pt"
+
+
+@dataclass
+class TrainingData:
+    train: Rows
+    val: Rows
+    pool: Rows  # train + val: every known curve retrieval may read (under the known-before-release rule)
+    scale: float  # units per normalised unit (mean weekly units of the training rows)
+    units_per_value: float  # units per stored sales value of the table
+    attributes: list[str]
+
+
+def table_split(source: str | Path) -> tuple[str | None, str | None]:
+    """(train split, test split) names of a source that ships them (VISUELLE folders), else (None, None)."""
+    from raydemand.data.sources import detect_layout
+
+    path = Path(str(source))
+    if path.is_dir() and (layout := detect_layout(path)) is not None and layout.name.startswith("visuelle"):
+        return "train", "test"
+    return None, None
+
+
+def select_rows(df: pd.DataFrame, cfg: DataConfig, upv: float, part: str) -> pd.DataFrame:
+    """The population a run models: launched products only where the table marks them, enough units,
+    and for tables without their own test split the earlier (`train`) or later (`test`) products."""
+    if cfg.launched_only and "launched" in df.columns:
+        df = df[df["launched"].astype(bool)]
+    if cfg.min_units > 0 and all(c in df for c in TARGET_COLUMNS):
+        df = df[df[TARGET_COLUMNS].sum(axis=1) * upv >= cfg.min_units]
+    if cfg.holdout_share > 0 and part != "all":
+        early, late = split_by_release(df, cfg.holdout_share)
+        df = df.iloc[early if part == "train" else late]
+    if df.empty:
+        raise InputError(f"no product rows left after the data filters ({cfg.model_dump()})")
+    return df.reset_index(drop=True)
+
+
+def prepare_training(cfg: ForecastConfig, source: str | Path, cache_dir: str | Path) -> TrainingData:
+    train_split, _ = table_split(source)
+    upv = units_per_value(source)
+    df = select_rows(load_table(source, split=train_split), cfg.data, upv, "train")
+    embedded = embed_products(df, cfg, cache_dir)
+    attrs = attribute_columns(df, cfg.retrieval.attributes)
+    early, late = split_by_release(df, cfg.data.val_share)
+    scale = float(df.iloc[early][TARGET_COLUMNS].to_numpy().mean() * upv)
+    if not scale > 0:
+        raise InputError(f"{source}: the training rows sold nothing; cannot normalise sales")
+    pool = prepare_rows(df, embedded, attrs, scale, upv)
+    return TrainingData(pool.take(early), pool.take(late), pool, scale, upv, attrs)
+
+
+# ---- model.pt --------------------------------------------------------------------------------------
+
+
+def _pool_state(pool: Rows) -> dict[str, Any]:
+    import torch
+
+    s = pool.side
+    return {"codes": [str(c) for c in s.codes], "release": torch.as_tensor(s.release.astype(np.int64)),
+            "attributes": torch.as_tensor(s.attributes.view(np.int64)), "caption": torch.as_tensor(s.caption),
+            "image": torch.as_tensor(s.image), "target": torch.as_tensor(pool.target)}
+
+
+def _pool_from_state(state: dict[str, Any]) -> Rows:
+    side = Side(np.asarray(state["codes"], dtype=object), state["release"].numpy().astype("datetime64[D]"),
+                state["attributes"].numpy().view(np.uint64), state["caption"].numpy(), state["image"].numpy())
+    n = len(side.codes)
+    empty = np.zeros((n, 0), np.float32)
+    keys = pd.DataFrame({"external_code": side.codes, "release_date": side.release.astype("datetime64[ns]")})
+    return Rows(keys, side, empty, np.zeros(n, bool), empty, np.zeros(n, bool), np.zeros(n, np.int64),
+                state["target"].numpy())
+
+
+def save_model(path: Path, cfg: ForecastConfig, forecaster: Forecaster, data: TrainingData) -> None:
+    import torch
+
+    from raydemand.io import atomic_path
+
+    state = {"format": 1, "forecaster": forecaster.name, "config": cfg.model_dump(mode="json"),
+             "state": forecaster.get_state(), "scale": data.scale, "units_per_value": data.units_per_value,
+             "attributes": data.attributes, "pool": _pool_state(data.pool)}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+class ForecastRun:
+    """A trained run, loaded for prediction (CLI `predict`, `evaluate`, Serve)."""
+
+    def __init__(self, run_dir: str | Path):
+        import torch
+
+        self.run_dir = Path(run_dir)
+        path = self.run_dir / MODEL_FILE
+        if not path.is_file():
+            raise InputError(f"{self.run_dir}: not a forecast run directory (no {MODEL_FILE}); "
+                             f"train one with `raydemand forecast train`")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.cfg = ForecastConfig.model_validate(state["config"])
+        self.scale, self.units_per_value = float(state["scale"]), float(state["units_per_value"])
+        self.attributes = list(state["attributes"])
+        self.pool = _pool_from_state(state["pool"])
+        self.forecaster = create_forecaster(state["forecaster"], self.cfg)
+        self.forecaster.set_state(state["state"])
+
+    def rows(self, df: pd.DataFrame, cache_dir: str | Path | None = None, with_targets: bool = False) -> Rows:
+        from raydemand.data.schema import validate_products
+
+        # Validation is idempotent: tables from `load_products` pass unchanged, raw frames (Serve) get
+        # string ids, dates and absolute image paths (relative ones are taken from the working folder).
+        df = validate_products(df, "products", require_targets=with_targets, base_dir=Path.cwd())
+        missing = [c for c in ["external_code", "release_date", *self.attributes] if c not in df.columns]
+        if missing:
+            raise InputError(f"products: missing column(s) {missing}; this run compares attributes "
+                             f"{self.attributes}")
+        with tempfile.TemporaryDirectory() as tmp:
+            embedded = embed_products(df, self.cfg, cache_dir or tmp)
+        scale = self.scale if with_targets else None
+        return prepare_rows(df.reset_index(drop=True), embedded, self.attributes, scale, self.units_per_value)
+
+    def predict_rows(self, rows: Rows) -> np.ndarray:
+        """(N, 12) normalised forecasts."""
+        return self.forecaster.predict(rows, self.pool)
+
+    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Forecasts for a validated product table (see `raydemand.data.schema.validate_products`),
+        in the training table's own sales scale: key columns and weeks '0'..'11'."""
+        pred = self.predict_rows(self.rows(df)) * self.scale / self.units_per_value
+        keys = df[["external_code"] + (["retail"] if "retail" in df else [])].reset_index(drop=True)
+        return pd.concat([keys, pd.DataFrame(pred, columns=[str(i) for i in range(HORIZON)])], axis=1)
+
+
+def load_run(run_dir: str | Path) -> ForecastRun:
+    return ForecastRun(run_dir)

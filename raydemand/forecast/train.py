@@ -1,0 +1,216 @@
+"""Training: the Ray Train loop of CrossAttnRNN, its forecaster, and `train(cfg, source, run_dir)`.
+
+`train` is the `raydemand forecast train` stage and the function Tune calls: it reads the
+training table, carves the validation split off by release date (the latest `data.val_share` of
+products), captions and embeds every product once (frozen encoders, cached), fits the configured
+forecaster (CrossAttnRNN through Ray Train's TorchTrainer; baselines in closed form) and writes a
+self-contained run directory: config.yaml, model.pt, metrics.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from raydemand.errors import InputError
+from raydemand.forecast.base import Forecaster, create_forecaster, register_forecaster
+from raydemand.forecast.config import ForecastConfig
+from raydemand.forecast.data import Rows, model_inputs
+from raydemand.forecast.losses import ForecastLoss
+from raydemand.forecast.metrics import forecast_metrics
+
+MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.yaml"
+
+
+# ---- the epoch, shared by the Ray Train loop and a plain PyTorch loop (bench) ----------------
+
+
+def to_tensors(arrays: dict[str, np.ndarray], idx: np.ndarray, device) -> dict[str, Any]:
+    import torch
+
+    return {k: torch.as_tensor(v[idx]).to(device, non_blocking=True) for k, v in arrays.items()}
+
+
+def train_epoch(model, opt, loss_fn: ForecastLoss, arrays: dict[str, np.ndarray], cfg: ForecastConfig, epoch: int,
+                ctx, batches: list[np.ndarray] | None = None) -> dict[str, float]:
+    """One pass over this worker's shard of `arrays` (same permutation on every worker, strided by rank)."""
+    model.train()
+    if batches is None:
+        batches = epoch_batches(len(arrays["target"]), cfg, epoch, ctx.rank, ctx.world_size)
+    totals: dict[str, float] = {}
+    for idx in batches:
+        batch = to_tensors(arrays, idx, ctx.device)
+        with ctx.autocast():
+            out = model(batch)
+        terms = loss_fn(out, batch)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        opt.step()
+        for k, v in terms.items():
+            totals[k] = totals.get(k, 0.0) + float(v.detach()) * len(idx)
+    n = max(sum(len(b) for b in batches), 1)
+    return {f"train_{k}": v / n for k, v in totals.items()}
+
+
+def epoch_batches(n: int, cfg: ForecastConfig, epoch: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(n)[rank::world]
+    return [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+
+
+def predict_arrays(model, arrays: dict[str, np.ndarray], device, batch_size: int = 1024, ctx=None) -> np.ndarray:
+    """(N, 12) raw model forecasts (normalised), in eval mode."""
+    import torch
+
+    model.eval()
+    n = len(arrays["neighbours"])
+    outs = []
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            idx = np.arange(start, min(start + batch_size, n))
+            batch = to_tensors({k: v for k, v in arrays.items() if k != "target"}, idx, device)
+            with (ctx.autocast() if ctx is not None else _null()):
+                outs.append(model(batch)["forecast"].float().cpu().numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, 12), np.float32)
+
+
+def _null():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def validation_metrics(pred: np.ndarray, target: np.ndarray, cfg: ForecastConfig) -> dict[str, float]:
+    """val_loss = the forecasting part of the training loss (no contrastive term), plus MAE/WAPE."""
+    import torch
+
+    from raydemand.forecast.losses import smape
+
+    m = forecast_metrics(pred, target, per_week=False)
+    s = float(smape(torch.as_tensor(pred), torch.as_tensor(target)))
+    loss = cfg.loss.mae * m["mae"] + cfg.loss.mse * m["mse"] + cfg.loss.smape * s
+    return {"val_loss": loss, "val_mae": m["mae"], "val_mse": m["mse"], "val_wape": m["wape"]}
+
+
+def build_model(cfg: ForecastConfig, dims: dict[str, int]):
+    import torch
+
+    from raydemand.forecast.model import create_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return create_model(cfg.forecaster, cfg.model, dims["image_dim"], dims["caption_dim"])
+
+
+def train_loop(config: dict) -> None:
+    """Ray Train worker loop: epochs with checkpoints, resume, early stopping on the validation loss."""
+    import torch
+
+    from raydemand.training import Checkpointer, EarlyStopping, all_reduce_mean, prepare_model, worker
+
+    cfg = ForecastConfig.model_validate(config["cfg"])
+    ctx = worker(cfg.train.bf16)
+    torch.manual_seed(cfg.seed + ctx.rank)
+    train_arrays, val_arrays = config["train"], config["val"]
+    model = prepare_model(build_model(cfg, config["dims"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = ForecastLoss(cfg.loss)
+    ckpt = Checkpointer(modules={"model": model}, optimizers={"opt": opt})
+    stopper = EarlyStopping(cfg.patience, mode="min")
+    state = ckpt.restore()
+    if state is not None:
+        stopper.load_state_dict(state.extra["early_stop"])
+    for epoch in range(state.epoch if state else 0, cfg.epochs):
+        start = time.perf_counter()
+        metrics = train_epoch(model, opt, loss_fn, train_arrays, cfg, epoch, ctx)
+        metrics["epoch_seconds"] = time.perf_counter() - start
+        pred = predict_arrays(model, val_arrays, ctx.device, ctx=ctx)
+        metrics.update(validation_metrics(pred, val_arrays["target"], cfg))
+        metrics = all_reduce_mean(metrics)
+        stop = stopper.step(metrics["val_loss"])
+        ckpt.report(epoch, metrics, extra={"early_stop": stopper.state_dict()})
+        if stop:
+            break
+
+
+@register_forecaster
+class CrossAttnForecaster(Forecaster):
+    name = "crossattnrnn"
+
+    def fit(self, train: Rows, val: Rows, pool: Rows, run_dir: Path | None = None) -> dict[str, Any]:
+        from raydemand.training import fit, load_state
+
+        if run_dir is None:
+            raise ValueError("crossattnrnn trains through Ray Train and needs a run directory")
+        self.dims = {"image_dim": int(train.image.shape[1]), "caption_dim": int(train.caption.shape[1])}
+        arrays = model_inputs(train, pool, self.cfg.retrieval)
+        # The earliest training rows have no product known before them. Trained on, they teach the
+        # decoder to carry the whole level itself, which it then adds on top of the neighbours'
+        # curves of later (validation, test) products: forecasts double. So they are left out.
+        known = arrays["neighbour_weight"].sum(1) > 0
+        if not known.any():
+            raise InputError("no training product has a similar product released early enough "
+                             f"(retrieval.known_after_weeks={self.cfg.retrieval.known_after_weeks}) to learn from")
+        arrays = {k: v[known] for k, v in arrays.items()}
+        loop_config = {"cfg": self.cfg.model_dump(mode="json"), "dims": self.dims, "train": arrays,
+                       "val": model_inputs(val, pool, self.cfg.retrieval)}
+        result = fit(train_loop, loop_config, run_dir, self.cfg.train, metric="val_loss", mode="min")
+        self.model = build_model(self.cfg, self.dims)
+        self.model.load_state_dict(load_state(result.best_checkpoint_dir)["modules"]["model"])
+        return {"history": result.history, "best": result.best_metrics, "train_rows_without_neighbours": int((~known).sum()),
+                "chosen_epoch": int(result.best_metrics["epoch"])}
+
+    def predict(self, rows: Rows, pool: Rows) -> np.ndarray:
+        pred = predict_arrays(self.model, model_inputs(rows, pool, self.cfg.retrieval), "cpu")
+        return np.clip(pred, 0, None)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"dims": self.dims, "weights": self.model.state_dict()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.dims = dict(state["dims"])
+        self.model = build_model(self.cfg, self.dims)
+        self.model.load_state_dict(state["weights"])  # strict: a mismatch is an error
+
+
+# ---- the stage ----------------------------------------------------------------------------------
+
+
+def train(cfg: ForecastConfig, source: str | Path, run_dir: str | Path, *, overwrite: bool = False,
+          cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Fit `cfg.forecaster` on `source` and write RUN_DIR; returns the metrics written to metrics.json.
+
+    Running again on an existing RUN_DIR of an unfinished CrossAttnRNN run resumes it from its
+    latest checkpoint; `overwrite` starts over instead.
+    """
+    import shutil
+
+    from raydemand.forecast import run as runs
+    from raydemand.io import atomic_write
+
+    run_dir = Path(run_dir)
+    if (run_dir / MODEL_FILE).exists():
+        if not overwrite:
+            raise FileExistsError(f"{run_dir}: already holds a finished run (pass --overwrite to replace it)")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    np.random.seed(cfg.seed)
+    data = runs.prepare_training(cfg, source, cache_dir or run_dir / "cache")
+    forecaster = create_forecaster(cfg.forecaster, cfg)
+    report = forecaster.fit(data.train, data.val, data.pool, run_dir)
+    forecaster_val = forecaster.predict(data.val, data.pool)
+    val = forecast_metrics(forecaster_val, data.val.target)
+    metrics = {"forecaster": cfg.forecaster, "seed": cfg.seed, "source": str(source),
+               "rows": {"train": len(data.train), "val": len(data.val)}, "scale": data.scale,
+               "val": val, **report, "seconds": round(time.perf_counter() - start, 2)}
+    cfg.save(run_dir / CONFIG_FILE)
+    runs.save_model(run_dir / MODEL_FILE, cfg, forecaster, data)
+    with atomic_write(run_dir / METRICS_FILE, "w") as f:
+        json.dump(metrics, f, indent=2, default=float)
+    return metrics

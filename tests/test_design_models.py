@@ -1,0 +1,124 @@
+"""Every registered GAN as plain PyTorch: shapes, gradients, finiteness, training steps, rebuild from args."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from raydemand.design.layers import EqualizedConv2d, MinibatchStdDev, PixelNorm, ProjectionHead
+from raydemand.design.models import create_gan, gan_from_args, list_gans
+from raydemand.design.train import gan_step
+from raydemand.errors import InputError
+
+GANS = list_gans()
+
+
+def test_registry_has_the_three_gans():
+    assert GANS == ["d2gan", "dcgan", "pggan"]
+    with pytest.raises(InputError, match="unknown GAN 'stylegan'"):
+        create_gan("stylegan", 10, 1)
+
+
+@pytest.mark.parametrize("name", GANS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_forward_backward_shapes(name, channels):
+    torch.manual_seed(0)
+    gan = create_gan(name, n_classes=4, channels=channels, size=16, width=8, max_width=32)
+    z, y = torch.randn(6, 100), torch.tensor([0, 1, 2, 3, 0, 1])
+    fake = gan.G(z, y)
+    assert fake.shape == (6, channels, 16, 16)
+    logits = gan.D(fake, y)
+    assert logits.shape == (6, gan.heads)
+    real = gan.prepare_real(torch.rand(6, channels, 16, 16) * 2 - 1)
+    loss = gan.d_loss(gan.D(real, y), logits) + gan.g_loss(logits)
+    loss.backward()
+    for module in (gan.G, gan.D):
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert torch.isfinite(loss)
+    out = gan.generate(z, y)
+    assert out.shape == (6, channels, 16, 16) and out.min() >= -1 and out.max() <= 1
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_full_size_64_and_rebuild_from_args(name):
+    gan = create_gan(name, n_classes=10, channels=1)  # the seed's 64x64 and noise 100
+    assert gan.generate(torch.randn(2, 100), torch.tensor([3, 7])).shape == (2, 1, 64, 64)
+    again = gan_from_args(gan.args())
+    again.G.load_state_dict(gan.G.state_dict())  # strict: same architecture
+    assert again.args() == gan.args()
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_training_steps_change_both_players_and_stay_finite(name):
+    torch.manual_seed(0)
+    gan = create_gan(name, n_classes=2, channels=1, size=16, width=8, max_width=16)
+    opt_g = torch.optim.Adam(gan.G.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(gan.D.parameters(), 2e-4, betas=(0.5, 0.999))
+    g0 = [p.detach().clone() for p in gan.G.parameters()]
+    d0 = [p.detach().clone() for p in gan.D.parameters()]
+    real, y = torch.rand(8, 1, 16, 16) * 2 - 1, torch.tensor([0, 1] * 4)
+    for step in range(3):
+        gan.set_progress(step / 3)
+        loss_d, loss_g, sep = gan_step(gan, gan.G, gan.D, opt_g, opt_d, real, y)
+        assert math.isfinite(loss_d) and math.isfinite(loss_g) and 0 <= sep <= 1
+    assert any(not torch.equal(a, b) for a, b in zip(g0, gan.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, gan.D.parameters()))
+
+
+def test_conditioning_changes_the_image_and_unconditional_ignores_labels():
+    torch.manual_seed(0)
+    gan = create_gan("dcgan", n_classes=3, channels=1, size=16, width=8).eval()
+    z = torch.randn(1, 100).repeat(2, 1)
+    a, b = gan.G(z, torch.tensor([0, 2]))
+    assert not torch.allclose(a, b)
+    plain = create_gan("dcgan", n_classes=3, channels=1, size=16, width=8, conditional=False).eval()
+    a, b = plain.G(z, torch.tensor([0, 2]))
+    assert torch.allclose(a, b)
+
+
+def test_pggan_grows_4_to_64_with_fade_in():
+    gan = create_gan("pggan", n_classes=2, channels=3, width=4, max_width=16)
+    z, y = torch.randn(4, 100), torch.tensor([0, 1, 0, 1])
+    seen = []
+    for fraction in [0.0, 0.1, 0.2, 0.3, 0.45, 0.7, 0.9, 1.0]:
+        gan.set_progress(fraction)
+        x = gan.G(z, y)
+        real = gan.prepare_real(torch.rand(4, 3, 64, 64))
+        assert x.shape[-1] == real.shape[-1] == gan.resolution
+        assert gan.D(x, y).shape == (4, 1)
+        seen.append((gan.resolution, round(float(gan.G.alpha), 2)))
+    assert seen[0] == (4, 1.0) and seen[-1] == (64, 1.0)
+    assert (8, 0.0) in seen and any(r == 16 and 0 < a < 1 for r, a in seen)  # a stage starts fading in
+    assert [r for r, _ in seen] == sorted(r for r, _ in seen)
+    gan.set_progress(0.3)  # generate() always returns full-size images
+    assert gan.generate(z, y).shape == (4, 3, 64, 64)
+
+
+def test_dcgan_calibrate_gives_eval_mode_statistics_of_current_weights():
+    torch.manual_seed(0)
+    gan = create_gan("dcgan", n_classes=2, channels=1, size=16, width=8)
+    bn = next(m for m in gan.G.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert torch.all(bn.running_var == 1)
+    gan.calibrate(batches=2, batch_size=16)
+    assert not torch.all(bn.running_var == 1) and bn.momentum == 0.1
+
+
+def test_layers():
+    x = torch.randn(8, 5, 3, 3) * 7
+    assert torch.allclose(PixelNorm()(x).pow(2).mean(dim=1), torch.ones(8, 3, 3), atol=1e-4)
+    same = torch.randn(1, 5, 3, 3).repeat(8, 1, 1, 1)
+    out = MinibatchStdDev(4)(same)
+    assert out.shape == (8, 6, 3, 3) and out[:, -1].abs().max() < 1e-3  # identical samples: no spread
+    assert MinibatchStdDev(4)(torch.randn(6, 5, 3, 3)).shape == (6, 6, 3, 3)  # group shrinks to fit the batch
+    conv = EqualizedConv2d(4, 2, 3, padding=1)
+    assert conv.scale == pytest.approx(math.sqrt(2 / 36)) and conv.weight.std() > 0.5  # N(0, 1) storage
+    head = ProjectionHead(6, n_classes=3, conditional=True, heads=2)
+    assert head(torch.randn(5, 6), torch.tensor([0, 1, 2, 0, 1])).shape == (5, 2)
+
+
+def test_bad_sizes_are_errors():
+    with pytest.raises(InputError, match="power of two"):
+        create_gan("dcgan", 2, 1, size=48)

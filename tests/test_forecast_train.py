@@ -1,0 +1,106 @@
+"""End to end with Ray: train (TorchTrainer), resume, predict, evaluate, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from raydemand.cli import main
+from raydemand.forecast.config import ForecastConfig
+from raydemand.forecast.train import train
+
+TINY = ["epochs=2", "batch_size=64", "patience=null", "model.embed_dim=16", "model.heads=2",
+        "model.decoder_hidden=16", "data.image_size=32", "data.embed_batch_size=128", "retrieval.k=4"]
+
+
+def tiny(*extra: str) -> ForecastConfig:
+    from raydemand.config import load_config
+
+    return load_config(ForecastConfig, None, [*TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory, ray_session, visuelle2_dir):
+    """Captions + frozen embeddings of the fixture's training products, computed once for the module."""
+    from raydemand.forecast.data import embed_products, load_table
+
+    folder = tmp_path_factory.mktemp("fc_cache")
+    embed_products(load_table(visuelle2_dir, split="train"), tiny(), folder)
+    return folder
+
+
+def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_path):
+    run_dir = tmp_path / "run"
+    first = train(tiny("epochs=1"), visuelle2_dir, run_dir, cache_dir=cache)
+    assert [h["epoch"] for h in first["history"]] == [0]
+    # An interrupted run: the checkpoints are there, the final files are not. Training again resumes.
+    (run_dir / "model.pt").unlink()
+    (run_dir / "metrics.json").unlink()
+    second = train(tiny(), visuelle2_dir, run_dir, cache_dir=cache)
+    assert [h["epoch"] for h in second["history"]] == [0, 1]
+    assert second["history"][0]["val_loss"] == first["history"][0]["val_loss"]
+    assert second["chosen_epoch"] in (0, 1)
+    assert second["chosen_epoch"] == int(np.argmin([h["val_loss"] for h in second["history"]]))
+    state = torch.load(run_dir / "model.pt", weights_only=True)
+    assert state["forecaster"] == "crossattnrnn" and "pool" in state
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["seed"] == 0 and metrics["rows"]["val"] > 0
+    assert (run_dir / "config.yaml").is_file()
+    with pytest.raises(FileExistsError):
+        train(tiny(), visuelle2_dir, run_dir, cache_dir=cache)
+
+    # predict on the test products, without their sales, and with a product that has no image
+    test = pd.read_csv(visuelle2_dir / "stfore_test.csv")
+    products = test.drop(columns=[str(i) for i in range(12)])
+    no_image = products["external_code"] == products.loc[0, "external_code"]
+    products["image_path"] = np.where(no_image, "", "images/" + products["image_path"])
+    shutil.copytree(visuelle2_dir / "images", tmp_path / "images")
+    products.to_csv(tmp_path / "new.csv", index=False)
+    pred_path = tmp_path / "pred.csv"
+    assert main(["forecast", "predict", "--checkpoint", str(run_dir), "--products", str(tmp_path / "new.csv"),
+                 "--out", str(pred_path)]) == 0
+    pred = pd.read_csv(pred_path)
+    assert list(pred.columns) == ["external_code", "retail", *[str(i) for i in range(12)]]
+    assert len(pred) == len(test) and np.isfinite(pred.iloc[:, 2:].to_numpy()).all()
+    assert (pred.iloc[:, 2:].to_numpy() >= 0).all()
+
+    out = tmp_path / "eval"
+    assert main(["forecast", "evaluate", "--checkpoint", str(run_dir), "--test", str(visuelle2_dir),
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "test_metrics.json").read_text())
+    assert result["rows"] == len(test)
+    for scale in ("normalised", "units"):
+        assert {"mae", "mse", "wape", "wape_w0", "mae_w11"} <= set(result[scale])
+    assert result["units"]["wape"] == pytest.approx(result["normalised"]["wape"])
+    assert (out / "forecast_vs_actual.png").stat().st_size > 1000
+    # evaluate's predictions match predict's, except for the product predict saw without its image
+    ev = pd.read_csv(out / "predictions.csv")
+    same = ~no_image.to_numpy()
+    np.testing.assert_allclose(ev.iloc[:, 2:].to_numpy()[same], pred.iloc[:, 2:].to_numpy()[same], rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_baseline_runs_share_the_interface(ray_session, visuelle2_dir, cache, tmp_path):
+    from raydemand.forecast.run import load_run
+
+    metrics = train(tiny("forecaster=median"), visuelle2_dir, tmp_path / "median", cache_dir=cache)
+    assert metrics["forecaster"] == "median" and "history" not in metrics
+    run = load_run(tmp_path / "median")
+    test = pd.read_csv(visuelle2_dir / "stfore_test.csv")
+    test["image_path"] = ""
+    pred = run.predict(test.assign(release_date=pd.to_datetime(test["release_date"])))
+    assert np.allclose(pred.iloc[:, 2:].to_numpy(), pred.iloc[0, 2:].to_numpy())  # one median curve
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["forecast", "predict", "--checkpoint", str(tmp_path), "--products", "x.csv",
+                 "--out", str(tmp_path / "p.csv")]) == 2
+    assert "not a forecast run directory" in capsys.readouterr().err
+    assert main(["forecast", "train", "--train", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r"),
+                 "--set", "loss.mea=1"]) == 2
+    assert "loss.mea" in capsys.readouterr().err
