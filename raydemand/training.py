@@ -206,6 +206,38 @@ def load_state(folder: str | Path) -> dict[str, Any]:
     return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
 
 
+def start_run_dir(run_dir: str | Path, marker: str, *, overwrite: bool = False) -> Path:
+    """Create RUN_DIR for a new run. A folder whose `marker` file (the finished model) exists is
+    a finished run: refused unless `overwrite`, which deletes it. A folder without the marker is
+    an unfinished run and is kept, so training resumes from its checkpoints."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    if (run_dir / marker).exists():
+        if not overwrite:
+            raise FileExistsError(f"{run_dir}: already holds a finished run (pass --overwrite to replace it)")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def load_model_file(run_dir: str | Path, name: str, kind: str, what: str, hint: str) -> dict[str, Any]:
+    """Load RUN_DIR/`name` (weights only) and check that it holds a model of `kind`; `what` names
+    the kind for people and `hint` says which command makes one."""
+    import torch
+
+    from raydemand.errors import InputError
+
+    path = Path(run_dir) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a {what} run directory (no {name}; train one with `{hint}`)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("kind") != kind:
+        raise InputError(f"{path}: holds a {state.get('kind')!r} model, not a {what}")
+    return state
+
+
+
 # ---------------------------------------------------------------------------------------------
 # Driver side
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ lines as Parquet, which the Ray Data windows stage reads).
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from raydemand.basket.data import build_vocab, encode, iter_windows, restrict, u
 from raydemand.basket.metrics import all_metrics, best_threshold, threshold_curve
 from raydemand.errors import InputError
 from raydemand.io import atomic_write
+from raydemand.training import start_run_dir
 
 
 def split_lines(lines: pd.DataFrame, cfg: BasketConfig) -> np.ndarray:
@@ -98,12 +98,7 @@ def train(cfg: BasketConfig, orders, run_dir: str | Path, *, overwrite: bool = F
 
     from raydemand.ray_utils import init_ray
 
-    run_dir = Path(run_dir)
-    if (run_dir / MODEL_FILE).exists():
-        if not overwrite:
-            raise FileExistsError(f"{run_dir}: already holds a trained run (pass --overwrite to replace it)")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = start_run_dir(run_dir, MODEL_FILE, overwrite=overwrite)
     start = time.perf_counter()
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)

@@ -20,17 +20,10 @@ class GANRun:
     """A trained generator loaded from a run directory; no Ray needed."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu"):
-        import torch
-
         from raydemand.design.models import gan_from_args
+        from raydemand.training import load_model_file
 
-        path = Path(run_dir) / MODEL_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{run_dir}: not a GAN run directory (no {MODEL_FILE}; train one with "
-                                    f"`raydemand design train`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("kind") != "gan":
-            raise InputError(f"{path}: holds a {state.get('kind')!r} model, not a GAN")
+        state = load_model_file(run_dir, MODEL_FILE, "gan", "GAN", "raydemand design train")
         self.gan = gan_from_args(state["args"])
         self.gan.G.load_state_dict(state["G"])
         self.gan.G.eval().to(device)

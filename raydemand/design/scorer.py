@@ -161,15 +161,9 @@ class ScorerRun:
     """A trained scorer loaded from a run directory; no Ray needed."""
 
     def __init__(self, run_dir: str | Path, device: str = "cpu"):
-        import torch
+        from raydemand.training import load_model_file
 
-        path = Path(run_dir) / MODEL_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{run_dir}: not a scorer run directory (no {MODEL_FILE}; train one with "
-                                    f"`raydemand design train-scorer`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("kind") != "scorer":
-            raise InputError(f"{path}: holds a {state.get('kind')!r} model, not a preference scorer")
+        state = load_model_file(run_dir, MODEL_FILE, "scorer", "preference scorer", "raydemand design train-scorer")
         self.categories: list[str] = list(state["categories"])
         self.arch, self.size, self.run_dir, self.device = state["arch"], int(state["size"]), Path(run_dir), device
         self.model = build_model(self.arch, len(self.categories))

@@ -1,0 +1,16 @@
+"""Job entrypoint for the train_scorer stage (flags of the command in jobs/configs/train_scorer.yaml; see raydemand/jobs.py):
+
+    ray job submit --working-dir . --runtime-env jobs/runtime_env.yaml -- python jobs/train_scorer.py --config jobs/configs/train_scorer.yaml
+"""
+
+import sys
+from pathlib import Path
+
+# `ray job submit --working-dir .` runs this file from a copy of the repo where raydemand may not be
+# installed; the package then comes from the copy itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from raydemand.jobs import main  # noqa: E402
+
+if __name__ == "__main__":
+    raise SystemExit(main("train_scorer"))
