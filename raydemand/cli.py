@@ -21,10 +21,13 @@ GROUPS = [
     ("forecast", "new-product demand: train, predict and evaluate CrossAttnRNN and baselines", "raydemand.forecast.cli"),
     ("basket", "next-basket prediction: train, predict and evaluate", "raydemand.basket.cli"),
     ("design", "GAN design generation and preference scoring", "raydemand.design.cli"),
+    ("tune", "Ray Tune sweeps: basket pos_weight x threshold, forecast loss weights, design GAN settings",
+     "raydemand.tune.cli"),
 ]
 # (command name, help, module with add_arguments(parser) and run(args))
 COMMANDS = [
     ("demo", "run the platform end to end on embedded data and write a report", "raydemand.demo"),
+    ("serve", "deploy the HTTP API (Ray Serve) for trained run directories", "raydemand.serve.cli"),
 ]
 
 

@@ -206,17 +206,31 @@ def load_state(folder: str | Path) -> dict[str, Any]:
     return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
 
 
-def start_run_dir(run_dir: str | Path, marker: str, *, overwrite: bool = False) -> Path:
-    """Create RUN_DIR for a new run. A folder whose `marker` file (the finished model) exists is
-    a finished run: refused unless `overwrite`, which deletes it. A folder without the marker is
-    an unfinished run and is kept, so training resumes from its checkpoints."""
+def start_run_dir(run_dir: str | Path, marker: str, *, overwrite: bool = False, config: Config | None = None,
+                  may_change: tuple[str, ...] = ("epochs", "train")) -> Path:
+    """Create RUN_DIR for a run. A folder whose `marker` file (the finished model) exists is a finished
+    run: refused unless `overwrite`, which deletes it. A folder with Ray Train checkpoints but no
+    marker is an unfinished run and is kept, so training resumes from them; given `config`, it must
+    then be the one the run started with (its config.yaml), except the keys in `may_change`."""
     import shutil
 
+    import yaml
+
+    from raydemand.errors import InputError
+
     run_dir = Path(run_dir)
-    if (run_dir / marker).exists():
-        if not overwrite:
-            raise FileExistsError(f"{run_dir}: already holds a finished run (pass --overwrite to replace it)")
+    if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
+    if (run_dir / marker).exists():
+        raise FileExistsError(f"{run_dir}: already holds a finished run (pass --overwrite to replace it)")
+    saved = run_dir / "config.yaml"
+    if config is not None and (run_dir / STORAGE_NAME).exists() and saved.is_file():
+        before = yaml.safe_load(saved.read_text()) or {}
+        now = config.model_dump(mode="json")
+        changed = [k for k in now if k not in may_change and before.get(k) != now[k]]
+        if changed:
+            raise InputError(f"{run_dir}: holds an unfinished run started with other settings ({', '.join(changed)} "
+                             f"differ from {saved}); pass --overwrite to start over, or the same config to resume")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 

@@ -50,7 +50,7 @@ def test_gan_run_directory(gan_run):
 
 def test_existing_run_is_an_error_and_unfinished_run_resumes(gan_run, capsys):
     assert main(["design", "train", "--gan", "dcgan", "--images", "fashion-mnist", "--out", str(gan_run)]) == 2
-    assert "already holds a trained model" in capsys.readouterr().err
+    assert "already holds a finished run" in capsys.readouterr().err
     before = json.loads((gan_run / "metrics.json").read_text())["history"]
     (gan_run / "model.pt").unlink()  # an interrupted run: Ray's checkpoints but no final model
     cfg_args = ["--config", str(gan_run / "config.yaml"), "--epochs", "3"]
@@ -111,18 +111,3 @@ def test_scorer_and_score(gan_run, scorer_run, tmp_path, capsys):
     assert main(["design", "score", "--scorer", str(scorer_run), "--images", str(alien)]) == 2
     assert "unknown to this scorer" in capsys.readouterr().err
 
-
-def test_unfinished_run_with_other_settings_is_not_resumed(tmp_path):
-    from raydemand.design.config import GANTrainConfig
-    from raydemand.design.train import prepare_run_dir
-    from raydemand.errors import InputError
-
-    out = tmp_path / "run"
-    (out / "ray_train").mkdir(parents=True)
-    GANTrainConfig().save(out / "config.yaml")
-    prepare_run_dir(out, GANTrainConfig(epochs=20), overwrite=False, what="a model")  # more epochs: resumable
-    wider = GANTrainConfig.model_validate({"model": {"width": 8}})
-    with pytest.raises(InputError, match=r"other settings \(model differ"):
-        prepare_run_dir(out, wider, overwrite=False, what="a model")
-    prepare_run_dir(out, wider, overwrite=True, what="a model")
-    assert not out.exists()

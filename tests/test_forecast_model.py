@@ -22,6 +22,7 @@ def batch(image_shape=(B, 32), seed=0):
     return {"image": torch.randn(*image_shape, generator=g), "caption": torch.randn(B, 24, generator=g),
             "has_image": torch.tensor([1, 1, 0, 1, 1, 0]).bool(), "has_caption": torch.tensor([1, 0, 1, 1, 1, 0]).bool(),
             "neighbours": torch.rand(B, K, H, generator=g) * 3, "neighbour_weight": weight,
+            "neighbour_observed": torch.arange(H)[None, None, :] < torch.randint(1, H + 1, (B, K, 1), generator=g),
             "group": torch.tensor([0, 0, 1, 2, 3, 4]), "target": torch.rand(B, H, generator=g) * 3}
 
 
@@ -70,14 +71,33 @@ def test_missing_modalities_are_masked():
         assert not torch.allclose(model(noisy)["forecast"][0], a[0])
 
 
-def test_residual_model_starts_at_the_neighbours_mean():
-    model = CrossAttnRNN(ModelConfig(embed_dim=16, heads=2), 32, 24).eval()
+@pytest.mark.parametrize("base", ["mean", "median"])
+def test_residual_model_starts_at_the_neighbours_base(base):
+    model = CrossAttnRNN(ModelConfig(embed_dim=16, heads=2, base=base), 32, 24).eval()
     b = batch()
     with torch.no_grad():
         out = model(b)["forecast"]
-    expected = (b["neighbour_weight"].unsqueeze(-1) * b["neighbours"]).sum(1)
-    torch.testing.assert_close(out, expected)
+    w, curves = b["neighbour_weight"].numpy(), b["neighbours"].numpy()
+    if base == "mean":
+        expected = (w[..., None] * curves).sum(1)
+    else:  # the smallest value whose cumulated weight reaches half
+        expected = np.zeros((B, H), np.float32)
+        for i in range(1, B):
+            for t in range(H):
+                order = np.argsort(curves[i, :, t], kind="stable")
+                cum = np.cumsum(w[i, order])
+                expected[i, t] = curves[i, order[np.searchsorted(cum, 0.5 * cum[-1] - 1e-7)], t]
+    torch.testing.assert_close(out, torch.as_tensor(expected))
     assert torch.all(out[0] == 0)  # no neighbours, nothing learned yet
+
+
+def test_weighted_median_picks_the_heavy_neighbour():
+    from raydemand.forecast.model import weighted_median
+
+    curves = torch.tensor([[[1.0, 5.0], [2.0, 0.0], [9.0, 1.0]]])  # (1, K=3, H=2)
+    assert weighted_median(curves, torch.tensor([[0.2, 0.2, 0.6]])).tolist() == [[9.0, 1.0]]
+    assert weighted_median(curves, torch.tensor([[0.6, 0.2, 0.2]])).tolist() == [[1.0, 5.0]]
+    assert weighted_median(curves, torch.zeros(1, 3)).tolist() == [[0.0, 0.0]]
 
 
 def test_finetuned_resnet_image_encoder_tiny():

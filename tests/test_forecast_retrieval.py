@@ -9,7 +9,7 @@ import pytest
 from raydemand.forecast.base import create_forecaster, list_forecasters
 from raydemand.forecast.config import ForecastConfig, RetrievalConfig
 from raydemand.forecast.data import Rows, model_inputs, prepare_rows, split_by_release
-from raydemand.forecast.retrieval import attribute_columns, retrieve
+from raydemand.forecast.retrieval import attribute_columns, launch_profile, retrieve, visible_weeks
 
 H = 12
 
@@ -36,8 +36,10 @@ def embedded(df, dim=8, seed=0):
             "caption_dim": dim, "image_dim": dim}
 
 
-def rows(df, emb, scale=1.0) -> Rows:
-    return prepare_rows(df, emb, attribute_columns(df, None), scale)
+def rows(df, emb, scale=1.0, profile=None) -> Rows:
+    r = prepare_rows(df, emb, attribute_columns(df, None), scale)
+    r.profile = profile
+    return r
 
 
 def test_attribute_columns_are_strings_and_store():
@@ -47,65 +49,106 @@ def test_attribute_columns_are_strings_and_store():
         attribute_columns(df, ["fabric"])
 
 
-def test_neighbours_were_known_before_release_and_never_the_product_itself():
+def test_visible_weeks_end_before_the_release_day():
+    release = np.array(["2020-01-01"], dtype="datetime64[D]")
+    pool = np.array(["2020-01-01", "2019-12-26", "2019-12-25", "2019-12-11", "2019-01-01", "2020-01-08"],
+                    dtype="datetime64[D]")
+    # same day: nothing; 6 days before: week 0 not over; 7 days: week 0; 21 days: 3 weeks; a year: all 12
+    assert visible_weeks(release, pool).tolist() == [[0, 0, 1, 3, 12, 0]]
+
+
+def test_neighbours_are_released_before_and_read_only_as_far_as_observed():
     df = table()
-    emb = embedded(df)
-    r = rows(df, emb)
-    cfg = RetrievalConfig(k=5, known_after_weeks=12)
+    r = rows(df, embedded(df), profile=np.full(H, 1 / H, np.float32))
+    cfg = RetrievalConfig(k=5, min_known_weeks=1)
     nb = retrieve(r.side, r.side, cfg)
     release = df["release_date"].to_numpy()
     for i in range(len(df)):
-        for j in nb.index[i][nb.index[i] >= 0]:
-            assert release[j] + np.timedelta64(84, "D") <= release[i]
-            assert j != i
-    assert (nb.index[:6] == -1).all()  # the first six releases (two-week steps) have nothing known before them
-    assert (nb.index[-1] >= 0).all()
+        for j, v in zip(nb.index[i], nb.visible[i]):
+            if j < 0:
+                continue
+            assert j != i and release[j] < release[i]
+            assert v == min(H, (release[i] - release[j]) // np.timedelta64(7, "D")) >= 1
+    assert (nb.index[0] == -1).all()  # the first release has nothing before it
+    assert (nb.index[1] >= 0).any()  # the second sees two weeks of the first (two-week steps)
+    assert nb.visible[1][nb.index[1] >= 0].tolist() == [2]
     real = nb.index >= 0
     np.testing.assert_allclose(nb.weight.sum(1)[real.any(1)], 1.0, rtol=1e-5)
     assert (nb.weight[~real] == 0).all()
+    # 12 required weeks: only fully known curves, as the earlier rule had it
+    whole = retrieve(r.side, r.side, RetrievalConfig(k=5, min_known_weeks=12))
+    assert (whole.index[:6] == -1).all() and (whole.visible[whole.index >= 0] == H).all()
+    # masked weeks are filled in from the observed level times the profile
+    inputs = model_inputs(r, r, cfg)
+    obs, curves = inputs["neighbour_observed"], inputs["neighbours"]
+    assert obs[1, 0].tolist() == [True, True] + [False] * (H - 2)
+    np.testing.assert_allclose(curves[1, 0, :2], r.target[0, :2])
+    np.testing.assert_allclose(curves[1, 0, 2:], r.target[0, :2].mean(), rtol=1e-5)
 
 
 def test_same_product_in_other_stores_is_excluded():
     df = table(6)
     stores = pd.concat([df.assign(retail=s) for s in (1, 2)], ignore_index=True)
     r = rows(stores, embedded(stores))
-    nb = retrieve(r.side, r.side, RetrievalConfig(k=3, known_after_weeks=0))
+    nb = retrieve(r.side, r.side, RetrievalConfig(k=3, min_known_weeks=1))
     codes = stores["external_code"].to_numpy()
     for i in range(len(stores)):
         assert codes[i] not in set(codes[nb.index[i][nb.index[i] >= 0]])
 
 
+def test_a_pool_needs_its_launch_profile():
+    df = table(10)
+    r = rows(df, embedded(df))
+    with pytest.raises(ValueError, match="launch profile"):
+        model_inputs(r, r, RetrievalConfig())
+
+
+def hide_unobserved(df: pd.DataFrame, at: pd.Timestamp, value: float) -> pd.DataFrame:
+    """`df` with every week that is not over by `at` (and every week of products released on or
+    after it) set to `value`."""
+    out = df.copy()
+    weeks_over = ((at - out["release_date"]).dt.days // 7).clip(0, H).to_numpy()
+    cols = [str(t) for t in range(H)]
+    values = out[cols].to_numpy(copy=True)
+    values[np.arange(H)[None, :] >= weeks_over[:, None]] = value
+    out[cols] = values
+    return out
+
+
 @pytest.mark.parametrize("name", ["crossattnrnn_inputs", *sorted(set(list_forecasters()) - {"crossattnrnn"})])
 def test_no_future_or_test_sales_leak(name):
-    """Changing the sales of test products, or of pool rows released after (or too close before) the
-    target, changes nothing a forecaster reads or predicts for it."""
-    df = table(60, step_days=7)
+    """For a product released on day d, changing the test products' sales and every week of the
+    pool that was not over by d changes nothing a forecaster reads or predicts for it. Checked for
+    early training products (mostly partly observed neighbours) and for the test products."""
+    df = table(60, step_days=5)
     train_idx, test_idx = split_by_release(df, 0.1)
     emb = embedded(df)
-    pool = rows(df.iloc[train_idx].reset_index(drop=True), emb)
-    test = rows(df.iloc[test_idx].reset_index(drop=True), emb)
-    # The test products' own sales, and the sales of late pool rows, scrambled:
-    df2 = df.copy()
-    cols = [str(t) for t in range(H)]
-    df2.loc[test_idx, cols] = 1000.0
-    # rows whose 12 weeks are not over when even the last test product is released
-    last_known = df.iloc[test_idx]["release_date"].max() - pd.Timedelta(weeks=12)
-    late = df2.index[(df2["release_date"] > last_known) & df2.index.isin(train_idx)]
-    assert len(late) > 0
-    df2.loc[late, cols] = 777.0
-    pool2 = rows(df2.iloc[train_idx].reset_index(drop=True), emb)
-    test2 = rows(df2.iloc[test_idx].reset_index(drop=True), emb)
+    train_df, test_df = df.iloc[train_idx].reset_index(drop=True), df.iloc[test_idx].reset_index(drop=True)
+    # the launch profile is fitted on the training curves, like any model parameter
+    profile = launch_profile(rows(train_df, emb).target)
+    pool = rows(train_df, emb, profile=profile)
     cfg = ForecastConfig()
-    if name == "crossattnrnn_inputs":
-        a, b = model_inputs(test, pool, cfg.retrieval), model_inputs(test2, pool2, cfg.retrieval)
-        for key in ("neighbours", "neighbour_weight", "image", "caption"):
-            np.testing.assert_array_equal(a[key], b[key])
-        assert a["neighbours"].max() < 100
-        return
-    forecaster = create_forecaster(name, cfg)
-    half = len(pool) // 2
-    forecaster.fit(pool.take(np.arange(half)), pool.take(np.arange(half, len(pool))), pool)
-    first = forecaster.predict(test, pool)
-    forecaster.fit(pool.take(np.arange(half)), pool.take(np.arange(half, len(pool))), pool)
-    np.testing.assert_array_equal(first, forecaster.predict(test2, pool2))
-    assert first.shape == (len(test), H) and np.isfinite(first).all() and (first >= 0).all()
+    forecaster = None
+    if name != "crossattnrnn_inputs":
+        forecaster = create_forecaster(name, cfg)
+        half = len(pool) // 2
+        forecaster.fit(pool.take(np.arange(half)), pool.take(np.arange(half, len(pool))), pool)
+    checked = 0
+    for query_df in (train_df.iloc[[3, 8, 15]], test_df):
+        for day, part in query_df.groupby("release_date"):
+            part = part.reset_index(drop=True)
+            hidden_pool = rows(hide_unobserved(train_df, day, 777.0), emb, profile=profile)
+            queries, hidden_queries = rows(part, emb), rows(hide_unobserved(part, day, 1000.0), emb)
+            assert (hidden_queries.target == 1000.0).all()
+            if forecaster is None:
+                a, b = model_inputs(queries, pool, cfg.retrieval), model_inputs(hidden_queries, hidden_pool,
+                                                                                 cfg.retrieval)
+                for key in ("neighbours", "neighbour_observed", "neighbour_weight", "image", "caption"):
+                    np.testing.assert_array_equal(a[key], b[key])
+                assert a["neighbours"].max() < 100 and a["neighbour_observed"].any()
+            else:
+                first = forecaster.predict(queries, pool)
+                np.testing.assert_array_equal(first, forecaster.predict(hidden_queries, hidden_pool))
+                assert first.shape == (len(part), H) and np.isfinite(first).all() and (first >= 0).all()
+            checked += len(part)
+    assert checked >= 8

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import ray.train
 import torch
 
 from raydemand.cli import main
@@ -34,10 +35,27 @@ def cache(tmp_path_factory, ray_session, visuelle2_dir):
     return folder
 
 
+class ReportedMetrics(ray.train.UserCallback):
+    """Writes the metric names each report carries to a file (callbacks run in Ray Train's controller)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def after_report(self, run_context, metrics, checkpoint):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(sorted(metrics[0])) + "\n")
+
+
 def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_path):
+    from raydemand.forecast.run import load_run
+
     run_dir = tmp_path / "run"
-    first = train(tiny("epochs=1"), visuelle2_dir, run_dir, cache_dir=cache)
+    reports = tmp_path / "reports.jsonl"
+    first = train(tiny("epochs=1"), visuelle2_dir, run_dir, cache_dir=cache, callbacks=[ReportedMetrics(reports)])
     assert [h["epoch"] for h in first["history"]] == [0]
+    # the callbacks reach Ray Train: one report per epoch, with the metric names docs/forecast.md promises
+    names = [json.loads(line) for line in reports.read_text().splitlines()]
+    assert len(names) == 1 and {"val_loss", "val_wape", "val_mae", "val_mse", "train_loss", "epoch"} <= set(names[0])
     # An interrupted run: the checkpoints are there, the final files are not. Training again resumes.
     (run_dir / "model.pt").unlink()
     (run_dir / "metrics.json").unlink()
@@ -84,6 +102,24 @@ def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_pa
     np.testing.assert_allclose(ev.iloc[:, 2:].to_numpy()[same], pred.iloc[:, 2:].to_numpy()[same], rtol=1e-4,
                                atol=1e-6)
 
+    # attention for Serve: plain values, one dict per row, the same forecasts as without it
+    run = load_run(run_dir)
+    table = products.assign(release_date=pd.to_datetime(products["release_date"]), image_path="").head(5)
+    plain = run.predict(table)
+    explained, attention = run.predict(table, return_attention=True)
+    pd.testing.assert_frame_equal(plain, explained)
+    assert len(attention) == len(table)
+    pool_codes = set(run.pool.side.codes)
+    for row, a in zip(table.itertuples(), attention):
+        assert set(a) == {"image_text", "neighbours"}
+        assert all(type(w) is float for w in a["image_text"]) and sum(a["image_text"]) == pytest.approx(1.0, abs=1e-5)
+        weights = [n["weight"] for n in a["neighbours"]]
+        assert all(type(w) is float for w in weights) and weights == sorted(weights, reverse=True)
+        assert 0 < len(weights) <= 4 and sum(weights) == pytest.approx(1.0, abs=1e-5)
+        codes = [n["external_code"] for n in a["neighbours"]]
+        assert all(type(c) is str for c in codes) and set(codes) <= pool_codes and row.external_code not in codes
+    json.dumps(attention)
+
 
 def test_baseline_runs_share_the_interface(ray_session, visuelle2_dir, cache, tmp_path):
     from raydemand.forecast.run import load_run
@@ -95,6 +131,10 @@ def test_baseline_runs_share_the_interface(ray_session, visuelle2_dir, cache, tm
     test["image_path"] = ""
     pred = run.predict(test.assign(release_date=pd.to_datetime(test["release_date"])))
     assert np.allclose(pred.iloc[:, 2:].to_numpy(), pred.iloc[0, 2:].to_numpy())  # one median curve
+    same, attention = run.predict(test.assign(release_date=pd.to_datetime(test["release_date"])),
+                                  return_attention=True)
+    pd.testing.assert_frame_equal(same, pred)
+    assert attention == [{}] * len(test)  # no attention in a baseline
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -98,7 +98,7 @@ def train(cfg: BasketConfig, orders, run_dir: str | Path, *, overwrite: bool = F
 
     from raydemand.ray_utils import init_ray
 
-    run_dir = start_run_dir(run_dir, MODEL_FILE, overwrite=overwrite)
+    run_dir = start_run_dir(run_dir, MODEL_FILE, overwrite=overwrite, config=cfg)
     start = time.perf_counter()
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)

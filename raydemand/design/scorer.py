@@ -19,9 +19,9 @@ import numpy as np
 
 from raydemand.design.config import ScorerConfig
 from raydemand.design.images import ImageSet, load_images
-from raydemand.design.train import prepare_run_dir
 from raydemand.errors import InputError
 from raydemand.io import atomic_path, atomic_write
+from raydemand.training import start_run_dir
 
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
@@ -223,7 +223,7 @@ def train_scorer(cfg: ScorerConfig, out: str | Path, *, overwrite: bool = False)
     from raydemand.training import fit, load_state
 
     out = Path(out)
-    prepare_run_dir(out, cfg, overwrite, what="a trained scorer")
+    start_run_dir(out, MODEL_FILE, overwrite=overwrite, config=cfg)
     images = load_images(cfg.images, top=cfg.top)
     train_idx, val_idx, test_idx = split_532(images.labels, cfg.split, cfg.seed)
     if len(val_idx) == 0 or len(test_idx) == 0:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 from raydemand.design.config import GANTrainConfig
 from raydemand.design.images import ImageSet, load_images
 from raydemand.io import atomic_path, atomic_write
+from raydemand.training import start_run_dir
 
 logger = logging.getLogger(__name__)
 
@@ -165,33 +165,13 @@ def _training_data(images: ImageSet, cfg: GANTrainConfig) -> tuple[dict[str, np.
              "val_images": images.images[val], "val_labels": images.labels[val]}, train, val)
 
 
-def prepare_run_dir(out: Path, cfg, overwrite: bool, what: str) -> None:
-    """Clear `out` for a new run (`overwrite`), refuse a finished one, or check that an unfinished one
-    (Ray checkpoints, no final model) was started with the same model and data, so resuming it is sound."""
-    import yaml
-
-    from raydemand.errors import InputError
-    from raydemand.training import STORAGE_NAME
-
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    if (out / MODEL_FILE).exists():
-        raise FileExistsError(f"{out}: already holds {what} (pass --overwrite to replace it)")
-    saved = out / CONFIG_FILE
-    if (out / STORAGE_NAME).exists() and saved.is_file():
-        before = yaml.safe_load(saved.read_text()) or {}
-        now = cfg.model_dump(mode="json")
-        changed = [k for k in now if k not in ("epochs", "train") and before.get(k) != now[k]]
-        if changed:
-            raise InputError(f"{out}: holds an unfinished run started with other settings ({', '.join(changed)} "
-                             f"differ from {saved}); pass --overwrite to start over, or the same config to resume")
-
-
-def train(cfg: GANTrainConfig, out: str | Path, *, overwrite: bool = False, images: ImageSet | None = None) -> dict[str, Any]:
+def train(cfg: GANTrainConfig, out: str | Path, *, overwrite: bool = False, images: ImageSet | None = None,
+          callbacks: list | None = None) -> dict[str, Any]:
     """Train `cfg.model.gan` on `cfg.images` into run directory `out`; returns the metrics record.
 
     A run directory that holds a finished run is an error unless `overwrite`; one with an unfinished
-    `ray_train/` resumes from its latest checkpoint.
+    `ray_train/` resumes from its latest checkpoint. `callbacks` go to the Ray Train run (e.g. Tune's
+    `TuneReportCallback`, which passes every epoch's val_fd to a Tune scheduler).
     """
     import ray
     import torch
@@ -202,7 +182,7 @@ def train(cfg: GANTrainConfig, out: str | Path, *, overwrite: bool = False, imag
     from raydemand.training import fit, load_state
 
     out = Path(out)
-    prepare_run_dir(out, cfg, overwrite, what="a trained model")
+    start_run_dir(out, MODEL_FILE, overwrite=overwrite, config=cfg)
     images = images if images is not None else load_images(cfg.images)
     if len(images) < 2 * len(images.categories) or len(images) < 8:
         from raydemand.errors import InputError
@@ -217,7 +197,7 @@ def train(cfg: GANTrainConfig, out: str | Path, *, overwrite: bool = False, imag
 
     init_ray()
     loop_config = {"cfg": cfg.model_dump(mode="json"), "gan_args": gan.args(), "data": ray.put(data)}
-    result = fit(_loop, loop_config, out, cfg.train, metric=SELECT_METRIC, mode="min")
+    result = fit(_loop, loop_config, out, cfg.train, metric=SELECT_METRIC, mode="min", callbacks=callbacks)
 
     state = load_state(result.best_checkpoint_dir)
     gan.G.load_state_dict(state["modules"]["G"])

@@ -23,14 +23,21 @@ class Forecaster:
     def __init__(self, cfg: ForecastConfig):
         self.cfg = cfg
 
-    def fit(self, train: Rows, val: Rows, pool: Rows, run_dir: Path | None = None) -> dict[str, Any]:
+    def fit(self, train: Rows, val: Rows, pool: Rows, run_dir: Path | None = None,
+            callbacks: list | None = None) -> dict[str, Any]:
         """Fit on `train`, select on `val`; `pool` holds the known sales retrieval may read. Returns
-        what the run reports (history, chosen epoch); baselines return {}."""
+        what the run reports (history, chosen epoch); baselines return {}. `callbacks` go to Ray
+        Train (e.g. Tune's TuneReportCallback); closed-form baselines have no epochs to report."""
         return {}
 
     def predict(self, rows: Rows, pool: Rows) -> np.ndarray:
         """(N, 12) normalised forecasts, >= 0."""
         raise NotImplementedError
+
+    def explain(self, rows: Rows, pool: Rows) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """(forecasts as `predict`, one dict of attention weights per row); a forecaster without
+        attention gives empty dicts."""
+        return self.predict(rows, pool), [{} for _ in range(len(rows))]
 
     def get_state(self) -> dict[str, Any]:
         return {}

@@ -1,12 +1,15 @@
 """Baselines on the same rows, pool and retrieval rule as CrossAttnRNN.
 
 - `zero` / `last_season`: naive forecasts (nothing sells; the mean curve of the same category
-  released about a year earlier, where such products are known).
+  released about a year earlier, whose 12 weeks were over by the target's release).
 - `median`: the element-wise median training curve.
-- `knn_attributes`, `knn_image`, `knn_caption`: the mean curve of the K most similar known products
+- `knn_attributes`, `knn_image`, `knn_caption`: the mean curve of the K most similar products
   by attributes only, image embedding only, caption embedding only.
-- `retrieval`: the similarity-weighted mean of the neighbours CrossAttnRNN reads (its residual base).
+- `retrieval` / `retrieval_median`: the similarity-weighted per-week mean / median of the
+  neighbours CrossAttnRNN reads (its residual base with `model.base: mean` / `median`).
 - `des`: Double Exponential Smoothing (Holt, statsmodels) fitted on the neighbours' mean curve.
+Every neighbour is read under the same rule as the model's: only the weeks of its curve observed
+before the target's release, the rest filled in from their level and the pool's launch profile.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import warnings
 
 import numpy as np
 
+from raydemand.data.schema import HORIZON
 from raydemand.forecast.base import Forecaster, register_forecaster
-from raydemand.forecast.data import Rows
-from raydemand.forecast.retrieval import gather_curves, retrieve
+from raydemand.forecast.data import Rows, neighbours_of
+from raydemand.forecast.retrieval import visible_weeks
 
 
 @register_forecaster
@@ -32,7 +36,7 @@ class Zero(Forecaster):
 class Median(Forecaster):
     name = "median"
 
-    def fit(self, train, val, pool, run_dir=None):
+    def fit(self, train, val, pool, run_dir=None, callbacks=None):
         self.curve = np.median(train.target, axis=0).astype(np.float32)  # (12,)
         return {}
 
@@ -55,11 +59,11 @@ class LastSeason(Median):
 
     def predict(self, rows: Rows, pool: Rows):
         out = np.tile(self.curve, (len(rows), 1))
-        lag = np.timedelta64(7 * self.cfg.retrieval.known_after_weeks, "D")
         same = rows.side.attributes[:, :1] == pool.side.attributes[None, :, 0] if rows.side.attributes.shape[1] \
             else np.ones((len(rows), len(pool)), bool)
         age = (rows.side.release[:, None] - pool.side.release[None, :]).astype(np.int64)  # days
-        pick = same & (np.abs(age - 365) <= 45) & (pool.side.release[None, :] + lag <= rows.side.release[:, None])
+        whole = visible_weeks(rows.side.release, pool.side.release) == HORIZON  # (N, P) all 12 weeks over
+        pick = same & (np.abs(age - 365) <= 45) & whole
         counts = pick.sum(1)
         has = counts > 0
         out[has] = (pick[has].astype(np.float32) @ pool.target) / counts[has, None]
@@ -70,8 +74,7 @@ class _KNN(Forecaster):
     weights: tuple[float, float, float]
 
     def predict(self, rows, pool):
-        nb = retrieve(rows.side, pool.side, self.cfg.retrieval, weights=self.weights)
-        curves = gather_curves(nb, pool.target)  # (N, K, H)
+        nb, curves, _ = neighbours_of(rows, pool, self.cfg.retrieval, weights=self.weights)  # curves (N, K, H)
         real = (nb.index >= 0).sum(1, keepdims=True)
         return curves.sum(1) / np.maximum(real, 1)
 
@@ -96,8 +99,23 @@ class Retrieval(Forecaster):
     name = "retrieval"
 
     def predict(self, rows, pool):
-        nb = retrieve(rows.side, pool.side, self.cfg.retrieval)
-        return (nb.weight[..., None] * gather_curves(nb, pool.target)).sum(1)
+        nb, curves, _ = neighbours_of(rows, pool, self.cfg.retrieval)
+        return (nb.weight[..., None] * curves).sum(1)
+
+
+@register_forecaster
+class RetrievalMedian(Forecaster):
+    """The similarity-weighted per-week median of the neighbours (CrossAttnRNN's default base curve)."""
+
+    name = "retrieval_median"
+
+    def predict(self, rows, pool):
+        import torch
+
+        from raydemand.forecast.model import weighted_median
+
+        nb, curves, _ = neighbours_of(rows, pool, self.cfg.retrieval)
+        return weighted_median(torch.as_tensor(curves), torch.as_tensor(nb.weight)).numpy()
 
 
 @register_forecaster

@@ -28,9 +28,12 @@ VARIANTS = {
     "no_contrastive": ["loss.contrastive=0"],
     "image_only": ["model.use_caption=false"],
     "caption_only": ["model.use_image=false"],
+    "mean_base": ["model.base=mean"],
+    "no_residual": ["model.residual=false"],
     "seed_loss": ["loss.mae=0.6", "loss.mse=0.4", "loss.smape=0.01"],
 }
-BASELINES = ["zero", "median", "last_season", "knn_attributes", "knn_image", "knn_caption", "retrieval", "des"]
+BASELINES = ["zero", "median", "last_season", "knn_attributes", "knn_image", "knn_caption", "retrieval",
+             "retrieval_median", "des"]
 
 
 def _with(cfg: ForecastConfig, overrides: list[str]) -> ForecastConfig:
@@ -53,10 +56,23 @@ def prepared(cfg: ForecastConfig, source: str, cache: Path):
     return data, test
 
 
+def share_image_embeddings(root: Path, captioner: str) -> None:
+    """Copy another caption source's frozen image embeddings into `captioner`'s cache: images do
+    not depend on captions, so a second caption source only embeds its captions."""
+    import shutil
+
+    for part in ("train", "test"):
+        target = root / captioner / part / "image_emb"
+        sources = [d / part / "image_emb" for d in sorted(root.glob("*")) if d.name != captioner]
+        done = [d for d in sources if (d / "_encoder.json").is_file()]
+        if done and not target.exists():
+            shutil.copytree(done[0], target)
+
+
 def compare(cfg: ForecastConfig, source: str, out: str | Path, seeds: list[int], variants: list[str],
             baselines: list[str]) -> pd.DataFrame:
     from raydemand.forecast.base import create_forecaster
-    from raydemand.forecast.metrics import both_scales
+    from raydemand.forecast.metrics import both_scales, forecast_metrics
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,9 +80,11 @@ def compare(cfg: ForecastConfig, source: str, out: str | Path, seeds: list[int],
     records = []
 
     def record(label, seed, forecaster, cfg_used, data, test, report, seconds):
+        val_wape = forecast_metrics(forecaster.predict(data.val, data.pool), data.val.target, per_week=False)["wape"]
         pred = forecaster.predict(test, data.pool)
         m = both_scales(pred, test.target, data.scale, per_week=False)
-        records.append({"forecaster": label, "seed": seed, "wape": m["units"]["wape"], "mae": m["units"]["mae"],
+        records.append({"forecaster": label, "seed": seed, "val_wape": val_wape, "wape": m["units"]["wape"],
+                        "mae": m["units"]["mae"],
                         "mse": m["units"]["mse"], "mae_norm": m["normalised"]["mae"],
                         "mse_norm": m["normalised"]["mse"], "chosen_epoch": report.get("chosen_epoch"),
                         "seconds": round(seconds, 1), "train_rows": len(data.train), "val_rows": len(data.val),
@@ -77,6 +95,7 @@ def compare(cfg: ForecastConfig, source: str, out: str | Path, seeds: list[int],
     def data_for(c: ForecastConfig):
         key = c.captions.captioner
         if key not in cache:
+            share_image_embeddings(out / "cache", key)
             cache[key] = prepared(c, source, out / "cache" / key)
         return cache[key]
 
@@ -102,7 +121,7 @@ def compare(cfg: ForecastConfig, source: str, out: str | Path, seeds: list[int],
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
-    cols = ["wape", "mae", "mse", "mae_norm"]
+    cols = ["val_wape", "wape", "mae", "mse", "mae_norm"]
     g = results.groupby("forecaster", sort=False)[cols]
     mean, std = g.mean(), g.std(ddof=0).fillna(0.0)
     out = mean.join(std, lsuffix="", rsuffix="_std").reset_index()
@@ -111,9 +130,11 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
-    lines = ["| forecaster | WAPE % | MAE (units) | MSE (units) | MAE (normalised) | seeds |", "|---|---|---|---|---|---|"]
+    lines = ["| forecaster | validation WAPE % | test WAPE % | MAE (units) | MSE (units) | MAE (normalised) | seeds |",
+             "|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
-        lines.append(f"| {r['forecaster']} | {r['wape']:.2f} ± {r['wape_std']:.2f} | {r['mae']:.4f} ± "
+        lines.append(f"| {r['forecaster']} | {r['val_wape']:.2f} ± {r['val_wape_std']:.2f} | "
+                     f"{r['wape']:.2f} ± {r['wape_std']:.2f} | {r['mae']:.4f} ± "
                      f"{r['mae_std']:.4f} | {r['mse']:.4f} ± {r['mse_std']:.4f} | {r['mae_norm']:.4f} ± "
                      f"{r['mae_norm_std']:.4f} | {int(r['seeds']) or 'deterministic'} |")
     return "\n".join(lines) + "\n"

@@ -24,9 +24,13 @@ class ModelConfig(Config):
     dropout: float = Field(0.2, ge=0, lt=1)  # decoder dropout
     use_image: bool = True  # False: caption-only ablation (image branch masked for every product)
     use_caption: bool = True  # False: image-only ablation (caption branch masked for every product)
-    # Forecast = neighbours' similarity-weighted mean curve + decoder output: the model learns the
-    # correction, which keeps it at least as good as the retrieval it is fed.
+    # Forecast = the neighbours' base curve + decoder output: the model learns the correction, which
+    # keeps it at least as good as the retrieval it is fed.
     residual: bool = True
+    # The base curve (also a decoder input): the neighbours' similarity-weighted per-week 'median'
+    # or 'mean'. Weekly sales are sparse, right-skewed counts: WAPE (an L1 metric) rewards the
+    # median, and a mean base is far above it for most products.
+    base: Literal["median", "mean"] = "median"
     # Image encoder: 'cached' reads frozen vectors from the embedding cache; resnet18/resnet50 build a
     # torchvision ResNet that is fine-tuned on images decoded by the images pipeline.
     image_encoder: Literal["cached", "resnet18", "resnet50"] = "cached"
@@ -48,16 +52,18 @@ class LossConfig(Config):
 
 
 class RetrievalConfig(Config):
-    """Similar past products: training rows whose sales were known when the target was released."""
+    """Similar past products: training rows released before the target, read only as far as their
+    sales had been observed when the target was released."""
 
     k: int = Field(10, ge=1)  # neighbours per product
-    # A neighbour's curve counts as known `known_after_weeks` weeks after its release: 12 means its
-    # whole 12-week curve lies before the target's release, so nothing from the future leaks in.
-    known_after_weeks: int = Field(12, ge=0)
+    # A neighbour qualifies once this many whole weeks of its curve lie before the target's release;
+    # only those weeks are visible (the rest is masked). 12: only fully known curves.
+    min_known_weeks: int = Field(1, ge=1, le=12)
     attributes: list[str] | None = None  # attribute columns compared (None: every string attribute of the table)
     attribute_weight: float = Field(1.0, ge=0)  # weight of the share of matching attributes
     caption_weight: float = Field(0.5, ge=0)  # weight of caption-embedding cosine similarity
     image_weight: float = Field(0.5, ge=0)  # weight of image-embedding cosine similarity
+    coverage_weight: float = Field(0.5, ge=0)  # weight of the visible share of a neighbour's 12 weeks (prefers known curves)
     sharpness: float = Field(5.0, ge=0)  # softmax temperature^-1 turning similarities into neighbour weights
 
 

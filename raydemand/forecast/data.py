@@ -19,7 +19,7 @@ import pandas as pd
 from raydemand.data.schema import TARGET_COLUMNS
 from raydemand.errors import InputError
 from raydemand.forecast.config import ForecastConfig, RetrievalConfig
-from raydemand.forecast.retrieval import Side, gather_curves, retrieve
+from raydemand.forecast.retrieval import Neighbours, Side, neighbour_curves, retrieve
 
 UNITS_FILE = "units_per_value.json"
 
@@ -36,6 +36,9 @@ class Rows:
     has_image: np.ndarray  # (N,) bool
     group: np.ndarray  # (N,) int64 product index (rows of one product share it)
     target: np.ndarray | None  # (N, 12) normalised weekly sales, None when unknown
+    # A retrieval pool's launch profile (12,): the mean weekly shape of the training curves, which
+    # fills in its rows' weeks not yet visible to a target (see `retrieval.complete_curves`).
+    profile: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -45,7 +48,7 @@ class Rows:
         side = Side(s.codes[idx], s.release[idx], s.attributes[idx], s.caption[idx], s.image[idx])
         return Rows(self.keys.iloc[idx].reset_index(drop=True), side, self.caption[idx], self.has_caption[idx],
                     self.image[idx], self.has_image[idx], self.group[idx],
-                    None if self.target is None else self.target[idx])
+                    None if self.target is None else self.target[idx], self.profile)
 
 
 def units_per_value(source: str | Path) -> float:
@@ -166,12 +169,27 @@ def split_by_release(df: pd.DataFrame, share: float) -> tuple[np.ndarray, np.nda
     return np.flatnonzero(~is_late), np.flatnonzero(is_late)
 
 
-def model_inputs(rows: Rows, pool: Rows, cfg: RetrievalConfig) -> dict[str, np.ndarray]:
-    """Arrays a batch of the model reads (see `raydemand.forecast.model`), plus `target` when known."""
-    nb = retrieve(rows.side, pool.side, cfg)
+def neighbours_of(rows: Rows, pool: Rows, cfg: RetrievalConfig, weights: tuple[float, float, float] | None = None
+                  ) -> tuple[Neighbours, np.ndarray, np.ndarray]:
+    """(neighbours, completed curves (N, K, H), observed (N, K, H) bool) of `rows` in `pool`; only
+    the weeks of a pool row observed before a row's release are read (see `raydemand.forecast.retrieval`)."""
+    if pool.target is None or pool.profile is None:
+        raise ValueError("a retrieval pool needs its rows' sales and a launch profile "
+                         "(retrieval.launch_profile of the training curves)")
+    nb = retrieve(rows.side, pool.side, cfg, weights=weights)
+    curves, observed = neighbour_curves(nb, pool.target, pool.profile)
+    return nb, curves, observed
+
+
+def model_inputs(rows: Rows, pool: Rows, cfg: RetrievalConfig, with_index: bool = False) -> dict[str, np.ndarray]:
+    """Arrays a batch of the model reads (see `raydemand.forecast.model`), plus `target` when known
+    and, `with_index`, the neighbours' pool rows (`neighbour_index` (N, K), -1 for none)."""
+    nb, curves, observed = neighbours_of(rows, pool, cfg)
     out = {"image": rows.image, "has_image": rows.has_image, "caption": rows.caption,
-           "has_caption": rows.has_caption, "neighbours": gather_curves(nb, pool.target),
+           "has_caption": rows.has_caption, "neighbours": curves, "neighbour_observed": observed,
            "neighbour_weight": nb.weight, "group": rows.group}
     if rows.target is not None:
         out["target"] = rows.target
+    if with_index:
+        out["neighbour_index"] = nb.index
     return out

@@ -6,8 +6,10 @@ Blocks, then the model. Module names follow the seed: `ImageEncoder`, `caption_p
 A batch is a dict of tensors:
   image     (B, Di) cached frozen vectors, or (B, 3, H, W) images for a fine-tuned ResNet
   has_image (B,) bool      caption (B, Dc)      has_caption (B,) bool
-  neighbours (B, K, 12) similar past products' curves (normalised)
-  neighbour_weight (B, K) similarity weights summing to 1 over the known neighbours (0: none)
+  neighbours (B, K, 12) similar past products' curves (normalised); the weeks not yet observed at
+             the product's release are filled in from the observed ones (`retrieval.complete_curves`)
+  neighbour_observed (B, K, 12) bool, True for the weeks observed before the product's release
+  neighbour_weight (B, K) similarity weights summing to 1 over the neighbours (0: none)
 Products without an image or caption are forecast with a learned "missing" embedding in its place.
 """
 
@@ -60,12 +62,21 @@ class AdditiveAttention(nn.Module):
         self.w_key = nn.Linear(dim, dim)
         self.v = nn.Linear(dim, 1, bias=False)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # query (B, D), keys (B, K, D), mask (B, K) True where a neighbour exists
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(context (B, D), weights (B, K)); query (B, D), keys (B, K, D), mask (B, K) True where a neighbour exists."""
         scores = self.v(torch.tanh(self.w_query(query).unsqueeze(1) + self.w_key(keys))).squeeze(-1)  # (B, K)
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # a product with no neighbour: all zeros
-        return (weights.unsqueeze(-1) * keys).sum(1)  # (B, D)
+        return (weights.unsqueeze(-1) * keys).sum(1), weights  # (B, D), (B, K)
+
+
+def weighted_median(curves: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(B, H) per-week weighted median of curves (B, K, H) under weights (B, K); 0 where all weights are 0."""
+    values, order = curves.sort(dim=1)  # (B, K, H)
+    w = weight.unsqueeze(-1).expand_as(curves).gather(1, order)  # (B, K, H) weights in sorted order
+    cum = w.cumsum(1)  # (B, K, H)
+    pick = (cum < 0.5 * cum[:, -1:]).sum(1, keepdim=True).clamp(max=curves.shape[1] - 1)  # (B, 1, H)
+    return torch.where(cum[:, -1] > 0, values.gather(1, pick).squeeze(1), torch.zeros_like(values[:, 0]))
 
 
 class CrossAttnRNN(nn.Module):
@@ -79,8 +90,9 @@ class CrossAttnRNN(nn.Module):
         self.missing_caption = nn.Parameter(torch.zeros(1, d))
         self.image_text_attn = nn.MultiheadAttention(d, cfg.heads, batch_first=True)
         self.fusion_proj = nn.Linear(2 * d, d)
-        # Inputs per week: the normalised units and log1p of them (real sales span orders of magnitude).
-        self.ts_embedder = nn.GRU(2, d, num_layers=cfg.gru_layers, batch_first=True)
+        # Inputs per week: the normalised units, log1p of them (real sales span orders of magnitude)
+        # and whether the week was observed or filled in.
+        self.ts_embedder = nn.GRU(3, d, num_layers=cfg.gru_layers, batch_first=True)
         self.attention = AdditiveAttention(d)
         self.decoder = nn.Sequential(
             nn.Linear(2 * d + horizon, cfg.decoder_hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
@@ -91,8 +103,9 @@ class CrossAttnRNN(nn.Module):
         nn.init.zeros_(self.decoder[-1].bias)
 
     def encode_static(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """fused (B, D), image and caption embeddings (B, D), and where both are real (B,) bool;
-        missing modalities (and those an ablation switches off) are masked."""
+        """fused (B, D), image and caption embeddings (B, D), where both are real (B,) bool, and the
+        caption's attention over the image tokens (B, T); missing modalities (and those an ablation
+        switches off) are masked."""
         has_image = batch["has_image"] & self.cfg.use_image
         has_caption = batch["has_caption"] & self.cfg.use_caption
         tokens = self.image_encoder(batch["image"])  # (B, T, D)
@@ -101,24 +114,31 @@ class CrossAttnRNN(nn.Module):
         image_emb = tokens.mean(1)  # (B, D)
         caption_emb = self.caption_proj(batch["caption"])  # (B, D)
         caption_emb = torch.where(has_caption[:, None], caption_emb, self.missing_caption.expand_as(caption_emb))
-        attn_output, _ = self.image_text_attn(caption_emb.unsqueeze(1), tokens, tokens)  # query (B, 1, D)
+        # query (B, 1, D); weights averaged over heads (B, 1, T)
+        attn_output, attn_weights = self.image_text_attn(caption_emb.unsqueeze(1), tokens, tokens)
         fused = self.fusion_proj(torch.cat([attn_output.squeeze(1), image_emb], dim=-1))  # (B, 2D) -> (B, D)
-        return fused, image_emb, caption_emb, has_image & has_caption
+        return fused, image_emb, caption_emb, has_image & has_caption, attn_weights.squeeze(1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        fused, image_emb, caption_emb, paired = self.encode_static(batch)
+        fused, image_emb, caption_emb, paired, image_text = self.encode_static(batch)
         curves = batch["neighbours"]  # (B, K, H)
         b, k, h = curves.shape
-        steps = torch.stack([curves, torch.log1p(curves.clamp(min=0))], dim=-1).reshape(b * k, h, 2)  # (B*K, H, 2)
+        observed = batch["neighbour_observed"].to(curves.dtype)  # (B, K, H)
+        steps = torch.stack([curves, torch.log1p(curves.clamp(min=0)), observed], dim=-1)  # (B, K, H, 3)
+        steps = steps.reshape(b * k, h, 3)  # (B*K, H, 3)
         _, hidden = self.ts_embedder(steps)  # (layers, B*K, D)
         series = hidden[-1].reshape(b, k, -1)  # (B, K, D)
         weight = batch["neighbour_weight"]  # (B, K)
-        context = self.attention(fused, series, weight > 0)  # (B, D)
-        base = (weight.unsqueeze(-1) * curves).sum(1)  # (B, H): similarity-weighted mean of the neighbours
+        context, neighbour_attn = self.attention(fused, series, weight > 0)  # (B, D), (B, K)
+        if self.cfg.base == "median":
+            base = weighted_median(curves, weight)  # (B, H)
+        else:
+            base = (weight.unsqueeze(-1) * curves).sum(1)  # (B, H)
         out = self.decoder(torch.cat([fused, context, base], dim=-1))  # (B, 2D + H) -> (B, H)
         if self.cfg.residual:
             out = out + base
-        return {"forecast": out, "image_emb": image_emb, "caption_emb": caption_emb, "paired": paired}
+        return {"forecast": out, "image_emb": image_emb, "caption_emb": caption_emb, "paired": paired,
+                "image_text_attn": image_text, "neighbour_attn": neighbour_attn}
 
 
 MODELS = {"crossattnrnn": CrossAttnRNN}

@@ -1,10 +1,17 @@
 """Similar past products: for each target row, the K most similar rows of a pool of known sales.
 
-A pool row is a candidate only when its whole curve was known at the target's release:
-`release(candidate) + known_after_weeks <= release(target)`, and never the target product itself
-(in VISUELLE 2.0 a product has one row per store). Similarity is a weighted sum of the share of
-matching attributes (category, colour, store, brand, ...) and the cosine similarities of caption
-and image embeddings, where both rows have them. Nothing about the target's own sales is read.
+A pool row is a candidate when it was released before the target and at least
+`min_known_weeks` whole weeks of its 12-week curve lie before the target's release date; only
+those weeks are visible, the rest is masked (`visible_weeks`). It is never the target product
+itself (in VISUELLE 2.0 a product has one row per store). So products early in a data set still
+get neighbours (partly observed ones), and no week at or after the target's release is read.
+Similarity is a weighted sum of the share of matching attributes (category, colour, store,
+brand, ...), the cosine similarities of caption and image embeddings, and the visible share of
+the neighbour's curve. Nothing about the target's own sales is read.
+
+A neighbour's masked weeks are filled in by `complete_curves`: its visible weeks' level times
+the launch profile (the mean weekly shape of the training curves, a fitted parameter stored
+with the run), so every forecaster built on neighbours sees a whole 12-week curve.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from raydemand.data.schema import HORIZON
 from raydemand.forecast.config import RetrievalConfig
 
 # Columns that are never attributes: keys, dates, free text, file paths, bookkeeping.
@@ -67,11 +75,19 @@ class Neighbours:
     index: np.ndarray  # (N, K) pool rows, -1 where fewer than K candidates exist
     weight: np.ndarray  # (N, K) float32 softmax weights over the real neighbours; 0 for -1
     similarity: np.ndarray  # (N, K) float32
+    visible: np.ndarray  # (N, K) int64 weeks of each neighbour's curve observed before the target's release
+
+
+def visible_weeks(query_release: np.ndarray, pool_release: np.ndarray, horizon: int = HORIZON) -> np.ndarray:
+    """(Q, P) whole weeks of each pool row's curve that end on or before each query's release day
+    (week w of a row covers days [7w, 7w + 7) after its release)."""
+    days = (query_release[:, None] - pool_release[None, :]).astype(np.int64)  # (Q, P)
+    return np.clip(days // 7, 0, horizon)
 
 
 def retrieve(queries: Side, pool: Side, cfg: RetrievalConfig, chunk: int = 512,
              weights: tuple[float, float, float] | None = None) -> Neighbours:
-    """Top-`cfg.k` pool rows per query under the known-before-release rule.
+    """Top-`cfg.k` pool rows per query under the visible-before-release rule.
 
     `weights` (attribute, caption, image) overrides the config's, e.g. (0, 0, 1) for image-only kNN.
     """
@@ -79,12 +95,12 @@ def retrieve(queries: Side, pool: Side, cfg: RetrievalConfig, chunk: int = 512,
     n, k = len(queries.codes), cfg.k
     index = np.full((n, k), -1, np.int64)
     sim_out = np.zeros((n, k), np.float32)
-    lag = np.timedelta64(7 * cfg.known_after_weeks, "D")
-    known_at = pool.release + lag  # (P,)
+    vis_out = np.zeros((n, k), np.int64)
     n_attr = max(pool.attributes.shape[1], 1)
     for start in range(0, n, chunk):
         q = slice(start, min(start + chunk, n))
-        sim = np.zeros((q.stop - q.start, len(pool.codes)), np.float32)  # (Q, P)
+        visible = visible_weeks(queries.release[q], pool.release)  # (Q, P)
+        sim = (cfg.coverage_weight / HORIZON) * visible.astype(np.float32)  # (Q, P)
         if w_attr:
             for a in range(pool.attributes.shape[1]):
                 sim += (w_attr / n_attr) * (queries.attributes[q, a, None] == pool.attributes[None, :, a])
@@ -92,21 +108,48 @@ def retrieve(queries: Side, pool: Side, cfg: RetrievalConfig, chunk: int = 512,
             sim += w_cap * (queries.caption[q] @ pool.caption.T)
         if w_img:
             sim += w_img * (queries.image[q] @ pool.image.T)
-        allowed = (known_at[None, :] <= queries.release[q, None]) & (pool.codes[None, :] != queries.codes[q, None])
+        allowed = (visible >= cfg.min_known_weeks) & (pool.codes[None, :] != queries.codes[q, None])
         sim = np.where(allowed, sim, -np.inf)
         top = np.argsort(-sim, axis=1, kind="stable")[:, :k]  # (Q, k)
         top_sim = np.take_along_axis(sim, top, axis=1)
         real = np.isfinite(top_sim)
         index[q] = np.where(real, top, -1)
         sim_out[q] = np.where(real, top_sim, 0.0)
+        vis_out[q] = np.where(real, np.take_along_axis(visible, top, axis=1), 0)
     logits = np.where(index >= 0, cfg.sharpness * sim_out, -np.inf)
     with np.errstate(invalid="ignore"):
         weight = np.exp(logits - logits.max(axis=1, keepdims=True))
         weight = np.nan_to_num(weight / weight.sum(axis=1, keepdims=True))
-    return Neighbours(index, weight.astype(np.float32), sim_out)
+    return Neighbours(index, weight.astype(np.float32), sim_out, vis_out)
 
 
-def gather_curves(neighbours: Neighbours, pool_curves: np.ndarray) -> np.ndarray:
-    """(N, K, H) neighbour curves, zeros where there is no neighbour."""
+def launch_profile(curves: np.ndarray) -> np.ndarray:
+    """(H,) the mean weekly shape of `curves` (N, H), summing to 1 (flat where they sold nothing)."""
+    mean = np.asarray(curves, np.float64).mean(0)
+    total = mean.sum()
+    return (mean / total if total > 0 else np.full(mean.shape, 1.0 / len(mean))).astype(np.float32)
+
+
+def gather_curves(neighbours: Neighbours, pool_curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(curves (N, K, H), observed (N, K, H) bool): each neighbour's visible weeks, zeros elsewhere
+    and where there is no neighbour. Masked weeks are never read from `pool_curves`."""
+    h = pool_curves.shape[1]
+    observed = np.arange(h)[None, None, :] < neighbours.visible[..., None]  # (N, K, H)
+    observed &= (neighbours.index >= 0)[..., None]
     curves = pool_curves[np.maximum(neighbours.index, 0)]  # (N, K, H)
-    return np.where((neighbours.index >= 0)[..., None], curves, 0.0).astype(np.float32)
+    return np.where(observed, curves, 0.0).astype(np.float32), observed
+
+
+def complete_curves(curves: np.ndarray, observed: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """(N, K, H) curves whose masked weeks are the visible weeks' level times `profile` (H,):
+    level = units over the visible weeks / the profile's share of those weeks."""
+    seen_share = (observed * profile).sum(-1, keepdims=True)  # (N, K, 1)
+    level = curves.sum(-1, keepdims=True) / np.maximum(seen_share, 1e-6)  # (N, K, 1) 12-week units
+    return np.where(observed, curves, level * profile).astype(np.float32)
+
+
+def neighbour_curves(neighbours: Neighbours, pool_curves: np.ndarray, profile: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(completed curves (N, K, H), observed (N, K, H) bool) of the retrieved neighbours."""
+    curves, observed = gather_curves(neighbours, pool_curves)
+    return complete_curves(curves, observed, profile), observed

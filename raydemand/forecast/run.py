@@ -2,7 +2,7 @@
 
 `model.pt` holds everything a forecast needs without the training table: the config, the
 forecaster's state, the normalising scale, and the retrieval pool (codes, release dates, attribute
-hashes, embeddings and normalised curves of the training rows), as tensors and plain values
+hashes, embeddings, normalised curves of the training rows and their launch profile), as tensors and plain values
 (`torch.load(..., weights_only=True)`). New products still need captions and frozen embeddings;
 `load_run(...).predict(df)` computes them with the run's encoders.
 """
@@ -29,16 +29,17 @@ from raydemand.forecast.data import (
     split_by_release,
     units_per_value,
 )
-from raydemand.forecast.retrieval import Side, attribute_columns
+from raydemand.forecast.retrieval import Side, attribute_columns, launch_profile
 
 MODEL_FILE = "model.pt"
+FORMAT = 2  # 2: partly visible neighbours and the pool's launch profile
 
 
 @dataclass
 class TrainingData:
     train: Rows
     val: Rows
-    pool: Rows  # train + val: every known curve retrieval may read (under the known-before-release rule)
+    pool: Rows  # train + val: every curve retrieval may read (its weeks visible before a target's release)
     scale: float  # units per normalised unit (mean weekly units of the training rows)
     units_per_value: float  # units per stored sales value of the table
     attributes: list[str]
@@ -80,19 +81,21 @@ def prepare_training(cfg: ForecastConfig, source: str | Path, cache_dir: str | P
     if not scale > 0:
         raise InputError(f"{source}: the training rows sold nothing; cannot normalise sales")
     pool = prepare_rows(df, embedded, attrs, scale, upv)
+    pool.profile = launch_profile(pool.target[early])
     return TrainingData(pool.take(early), pool.take(late), pool, scale, upv, attrs)
 
 
 # ---- model.pt --------------------------------------------------------------------------------------
 
 
-def _pool_state(pool: Rows) -> dict[str, Any]:
+def _pool_state(pool: Rows, profile: np.ndarray) -> dict[str, Any]:
     import torch
 
     s = pool.side
     return {"codes": [str(c) for c in s.codes], "release": torch.as_tensor(s.release.astype(np.int64)),
             "attributes": torch.as_tensor(s.attributes.view(np.int64)), "caption": torch.as_tensor(s.caption),
-            "image": torch.as_tensor(s.image), "target": torch.as_tensor(pool.target)}
+            "image": torch.as_tensor(s.image), "target": torch.as_tensor(pool.target),
+            "profile": torch.as_tensor(profile)}
 
 
 def _pool_from_state(state: dict[str, Any]) -> Rows:
@@ -102,7 +105,7 @@ def _pool_from_state(state: dict[str, Any]) -> Rows:
     empty = np.zeros((n, 0), np.float32)
     keys = pd.DataFrame({"external_code": side.codes, "release_date": side.release.astype("datetime64[ns]")})
     return Rows(keys, side, empty, np.zeros(n, bool), empty, np.zeros(n, bool), np.zeros(n, np.int64),
-                state["target"].numpy())
+                state["target"].numpy(), state["profile"].numpy())
 
 
 def save_model(path: Path, cfg: ForecastConfig, forecaster: Forecaster, data: TrainingData) -> None:
@@ -110,9 +113,10 @@ def save_model(path: Path, cfg: ForecastConfig, forecaster: Forecaster, data: Tr
 
     from raydemand.io import atomic_path
 
-    state = {"format": 1, "forecaster": forecaster.name, "config": cfg.model_dump(mode="json"),
+    profile = data.pool.profile if data.pool.profile is not None else launch_profile(data.train.target)
+    state = {"format": FORMAT, "forecaster": forecaster.name, "config": cfg.model_dump(mode="json"),
              "state": forecaster.get_state(), "scale": data.scale, "units_per_value": data.units_per_value,
-             "attributes": data.attributes, "pool": _pool_state(data.pool)}
+             "attributes": data.attributes, "pool": _pool_state(data.pool, profile)}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -129,6 +133,9 @@ class ForecastRun:
             raise InputError(f"{self.run_dir}: not a forecast run directory (no {MODEL_FILE}); "
                              f"train one with `raydemand forecast train`")
         state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format") != FORMAT:
+            raise InputError(f"{path}: written by an older raydemand (format {state.get('format')}, this one reads "
+                             f"{FORMAT}); train it again")
         self.cfg = ForecastConfig.model_validate(state["config"])
         self.scale, self.units_per_value = float(state["scale"]), float(state["units_per_value"])
         self.attributes = list(state["attributes"])
@@ -155,12 +162,22 @@ class ForecastRun:
         """(N, 12) normalised forecasts."""
         return self.forecaster.predict(rows, self.pool)
 
-    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, df: pd.DataFrame, return_attention: bool = False):
         """Forecasts for a validated product table (see `raydemand.data.schema.validate_products`),
-        in the training table's own sales scale: key columns and weeks '0'..'11'."""
-        pred = self.predict_rows(self.rows(df)) * self.scale / self.units_per_value
+        in the training table's own sales scale: key columns and weeks '0'..'11'.
+
+        `return_attention`: (forecasts, attention), attention a list with one dict per row of plain
+        floats and strings: {"image_text": [weight per image token], "neighbours":
+        [{"external_code", "weight"}, ...]} for CrossAttnRNN, {} for baselines (no attention)."""
+        rows = self.rows(df)
+        if return_attention:
+            pred, attention = self.forecaster.explain(rows, self.pool)
+        else:
+            pred = self.predict_rows(rows)
+        pred = pred * self.scale / self.units_per_value
         keys = df[["external_code"] + (["retail"] if "retail" in df else [])].reset_index(drop=True)
-        return pd.concat([keys, pd.DataFrame(pred, columns=[str(i) for i in range(HORIZON)])], axis=1)
+        table = pd.concat([keys, pd.DataFrame(pred, columns=[str(i) for i in range(HORIZON)])], axis=1)
+        return (table, attention) if return_attention else table
 
 
 def load_run(run_dir: str | Path) -> ForecastRun:

@@ -63,20 +63,28 @@ def epoch_batches(n: int, cfg: ForecastConfig, epoch: int, rank: int = 0, world:
     return [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
 
 
-def predict_arrays(model, arrays: dict[str, np.ndarray], device, batch_size: int = 1024, ctx=None) -> np.ndarray:
-    """(N, 12) raw model forecasts (normalised), in eval mode."""
+def model_outputs(model, arrays: dict[str, np.ndarray], device, keys: tuple[str, ...] = ("forecast",),
+                  batch_size: int = 1024, ctx=None) -> dict[str, np.ndarray]:
+    """The model's outputs `keys` for every row of `arrays`, in eval mode, as float32 arrays."""
     import torch
 
     model.eval()
     n = len(arrays["neighbours"])
-    outs = []
+    outs: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    inputs = {k: v for k, v in arrays.items() if k not in ("target", "neighbour_index")}
     with torch.inference_mode():
         for start in range(0, n, batch_size):
-            idx = np.arange(start, min(start + batch_size, n))
-            batch = to_tensors({k: v for k, v in arrays.items() if k != "target"}, idx, device)
+            batch = to_tensors(inputs, np.arange(start, min(start + batch_size, n)), device)
             with (ctx.autocast() if ctx is not None else _null()):
-                outs.append(model(batch)["forecast"].float().cpu().numpy())
-    return np.concatenate(outs) if outs else np.zeros((0, 12), np.float32)
+                out = model(batch)
+            for k in keys:
+                outs[k].append(out[k].float().cpu().numpy())
+    return {k: np.concatenate(v) if v else np.zeros((0, 12), np.float32) for k, v in outs.items()}
+
+
+def predict_arrays(model, arrays: dict[str, np.ndarray], device, batch_size: int = 1024, ctx=None) -> np.ndarray:
+    """(N, 12) raw model forecasts (normalised), in eval mode."""
+    return model_outputs(model, arrays, device, ("forecast",), batch_size, ctx)["forecast"]
 
 
 def _null():
@@ -142,24 +150,26 @@ def train_loop(config: dict) -> None:
 class CrossAttnForecaster(Forecaster):
     name = "crossattnrnn"
 
-    def fit(self, train: Rows, val: Rows, pool: Rows, run_dir: Path | None = None) -> dict[str, Any]:
+    def fit(self, train: Rows, val: Rows, pool: Rows, run_dir: Path | None = None,
+            callbacks: list | None = None) -> dict[str, Any]:
         from raydemand.training import fit, load_state
 
         if run_dir is None:
             raise ValueError("crossattnrnn trains through Ray Train and needs a run directory")
         self.dims = {"image_dim": int(train.image.shape[1]), "caption_dim": int(train.caption.shape[1])}
         arrays = model_inputs(train, pool, self.cfg.retrieval)
-        # The earliest training rows have no product known before them. Trained on, they teach the
+        # The earliest training rows have no product observed before them. Trained on, they teach the
         # decoder to carry the whole level itself, which it then adds on top of the neighbours'
         # curves of later (validation, test) products: forecasts double. So they are left out.
         known = arrays["neighbour_weight"].sum(1) > 0
         if not known.any():
             raise InputError("no training product has a similar product released early enough "
-                             f"(retrieval.known_after_weeks={self.cfg.retrieval.known_after_weeks}) to learn from")
+                             f"(retrieval.min_known_weeks={self.cfg.retrieval.min_known_weeks}) to learn from")
         arrays = {k: v[known] for k, v in arrays.items()}
         loop_config = {"cfg": self.cfg.model_dump(mode="json"), "dims": self.dims, "train": arrays,
                        "val": model_inputs(val, pool, self.cfg.retrieval)}
-        result = fit(train_loop, loop_config, run_dir, self.cfg.train, metric="val_loss", mode="min")
+        result = fit(train_loop, loop_config, run_dir, self.cfg.train, metric="val_loss", mode="min",
+                     callbacks=callbacks)
         self.model = build_model(self.cfg, self.dims)
         self.model.load_state_dict(load_state(result.best_checkpoint_dir)["modules"]["model"])
         return {"history": result.history, "best": result.best_metrics, "train_rows_without_neighbours": int((~known).sum()),
@@ -168,6 +178,23 @@ class CrossAttnForecaster(Forecaster):
     def predict(self, rows: Rows, pool: Rows) -> np.ndarray:
         pred = predict_arrays(self.model, model_inputs(rows, pool, self.cfg.retrieval), "cpu")
         return np.clip(pred, 0, None)
+
+    def explain(self, rows: Rows, pool: Rows) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Forecasts, and per row the caption's attention over the image tokens (`image_text`, one
+        weight per token; a cached image is one token) and the additive attention over the
+        retrieved neighbours (`neighbours`: pool product code and weight, strongest first)."""
+        arrays = model_inputs(rows, pool, self.cfg.retrieval, with_index=True)
+        out = model_outputs(self.model, arrays, "cpu", ("forecast", "image_text_attn", "neighbour_attn"))
+        codes = pool.side.codes
+        attention = []
+        for i, (image_text, weights) in enumerate(zip(out["image_text_attn"], out["neighbour_attn"])):
+            real = [(int(j), float(w)) for j, w in zip(arrays["neighbour_index"][i], weights) if j >= 0]
+            attention.append({
+                "image_text": [float(w) for w in image_text],
+                "neighbours": [{"external_code": str(codes[j]), "weight": w}
+                               for j, w in sorted(real, key=lambda jw: -jw[1])],
+            })
+        return np.clip(out["forecast"], 0, None), attention
 
     def get_state(self) -> dict[str, Any]:
         return {"dims": self.dims, "weights": self.model.state_dict()}
@@ -182,28 +209,24 @@ class CrossAttnForecaster(Forecaster):
 
 
 def train(cfg: ForecastConfig, source: str | Path, run_dir: str | Path, *, overwrite: bool = False,
-          cache_dir: str | Path | None = None) -> dict[str, Any]:
+          cache_dir: str | Path | None = None, callbacks: list | None = None) -> dict[str, Any]:
     """Fit `cfg.forecaster` on `source` and write RUN_DIR; returns the metrics written to metrics.json.
 
     Running again on an existing RUN_DIR of an unfinished CrossAttnRNN run resumes it from its
-    latest checkpoint; `overwrite` starts over instead.
+    latest checkpoint; `overwrite` starts over instead. `callbacks` go to Ray Train's RunConfig
+    (e.g. `ray.tune.integration.ray_train.TuneReportCallback()`): every epoch reports `val_loss`
+    (the selection metric), `val_wape`, `val_mae`, `val_mse`, `train_loss` and `epoch`.
     """
-    import shutil
-
     from raydemand.forecast import run as runs
     from raydemand.io import atomic_write
+    from raydemand.training import start_run_dir
 
-    run_dir = Path(run_dir)
-    if (run_dir / MODEL_FILE).exists():
-        if not overwrite:
-            raise FileExistsError(f"{run_dir}: already holds a finished run (pass --overwrite to replace it)")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = start_run_dir(run_dir, MODEL_FILE, overwrite=overwrite, config=cfg)
     start = time.perf_counter()
     np.random.seed(cfg.seed)
     data = runs.prepare_training(cfg, source, cache_dir or run_dir / "cache")
     forecaster = create_forecaster(cfg.forecaster, cfg)
-    report = forecaster.fit(data.train, data.val, data.pool, run_dir)
+    report = forecaster.fit(data.train, data.val, data.pool, run_dir, callbacks=callbacks)
     forecaster_val = forecaster.predict(data.val, data.pool)
     val = forecast_metrics(forecaster_val, data.val.target)
     metrics = {"forecaster": cfg.forecaster, "seed": cfg.seed, "source": str(source),

@@ -1,0 +1,1 @@
+"""Ray Tune sweeps of every family: `raydemand tune basket | forecast | design`."""

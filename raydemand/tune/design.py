@@ -1,0 +1,89 @@
+"""`tune design`: D2GAN alpha/beta, learning rate or any other GANTrainConfig key.
+
+Every epoch reports val_fd (Fréchet distance of downsampled pixels to real images held out from GAN
+training), so ASHA can stop weak trials early. With a scorer (`--scorer RUN_DIR`, a `design
+train-scorer` run), each finished trial also generates images and measures the Fréchet distance in
+the scorer's feature space to the scorer's *validation* real images (scorer_fd; its test images are
+left to `design score`), and the best trial is the one with the lowest scorer_fd.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from raydemand.design.config import GANTrainConfig
+from raydemand.tune.runner import (SETTINGS_FILE, Family, report_final, reported_finished, run_sweep, train_or_load,
+                                   trial_config, trial_run_dir, tune_callbacks)
+
+METRIC = "val_fd"
+SCORER_METRIC = "scorer_fd"
+
+
+def scorer_distance(run_dir: Path, scorer_dir: str, seed: int) -> float:
+    """Fréchet distance in the scorer's features between generated images and the scorer's validation
+    images, class-balanced: as many generated images per category as it has real ones."""
+    from raydemand.design.generate import load_run
+    from raydemand.design.metrics import frechet_distance
+    from raydemand.design.scorer import load_scorer
+    from raydemand.errors import InputError
+
+    scorer = load_scorer(scorer_dir)
+    if scorer.reference is None:
+        raise InputError(f"{scorer_dir}: the scorer run has no reference features (retrain it with train-scorer)")
+    gan = load_run(run_dir)
+    real, real_labels = scorer.reference["val_features"], scorer.reference["val_labels"]
+    wanted = [scorer.categories[c] for c in real_labels]
+    unknown = sorted(set(wanted) - set(gan.categories))
+    if unknown:
+        raise InputError(f"{scorer_dir}: scorer categories {unknown} are not made by the GAN in {run_dir}")
+    images, labels = [], []
+    for category in sorted(set(wanted)):
+        imgs, labs = gan.generate(wanted.count(category), category, seed=seed)
+        images.append(imgs)
+        labels.append(labs)
+    _, fake = scorer.predict(np.concatenate(images))
+    return frechet_distance(real, fake)
+
+
+def design_trial(params: dict, settings: dict) -> None:
+    from raydemand.design.train import train
+
+    run_dir = trial_run_dir(settings)
+    if reported_finished(run_dir):
+        return
+    cfg = trial_config(GANTrainConfig, params, settings)
+    record = train_or_load(run_dir, lambda overwrite: train(cfg, run_dir, overwrite=overwrite,
+                                                            callbacks=tune_callbacks()))
+    best = record["best"]
+    epoch = record["chosen_epoch"]
+    checkpoint = run_dir / "ray_train" / f"epoch_{epoch:04d}"
+    result: dict[str, Any] = {METRIC: best["val_fd"], "diversity_mean": best.get("diversity_mean"),
+                              "chosen_epoch": epoch, "checkpoint": str(checkpoint if checkpoint.exists() else run_dir)}
+    if settings.get("scorer"):
+        result[SCORER_METRIC] = scorer_distance(run_dir, settings["scorer"], cfg.seed)
+    report_final(run_dir, result)
+
+
+def family(scorer: bool) -> Family:
+    """ASHA always reads val_fd (every epoch has it); the best trial is chosen by scorer_fd when a scorer is given."""
+    extra = [SCORER_METRIC] if scorer else []
+    return Family(name="design", config_cls=GANTrainConfig, trial=design_trial, metric=METRIC, mode="min",
+                  columns=[*extra, "diversity_mean", "chosen_epoch"], select_metric=SCORER_METRIC if scorer else None)
+
+
+def tune_design(out: str | Path, sweep, base: GANTrainConfig, *, scorer: str | None = None, resume: bool = False,
+                overwrite: bool = False, address: str | None = None) -> dict[str, Any]:
+    source = base.images.source
+    if Path(source).exists():
+        images = base.images.model_copy(update={"source": str(Path(source).resolve())})
+        base = base.model_copy(update={"images": images})
+    saved = Path(out) / SETTINGS_FILE
+    if resume and saved.is_file():
+        scorer = json.loads(saved.read_text()).get("scorer")
+    settings = {"scorer": str(Path(scorer).resolve()) if scorer else None}
+    return run_sweep(family(bool(scorer)), sweep, base, settings, out, resume=resume, overwrite=overwrite,
+                     address=address)
