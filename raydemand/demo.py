@@ -178,7 +178,11 @@ def step_tune(cfg: DemoConfig, out: Path) -> dict[str, Any]:
 
     sweep = SweepConfig(space={"pos_weight": {"grid": cfg.tune_pos_weights}}, max_concurrent=1)
     base = cfg.basket.model_copy(update={"thresholds": cfg.tune_thresholds})
-    return tune_basket(out / "data" / "instacart", out / "tune_basket", sweep, base, resume=(out / "tune_basket").exists())
+    best = tune_basket(out / "data" / "instacart", out / "tune_basket", sweep, base,
+                       resume=(out / "tune_basket").exists())
+    if not best.get("finished"):
+        raise RuntimeError(f"tune: no trial finished; see {out / 'tune_basket' / 'trials.csv'} (error column)")
+    return best
 
 
 def _png_b64(image: np.ndarray) -> str:
@@ -329,7 +333,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> Path:
         seconds[name] = time.perf_counter() - began
         log(f"[demo] {name}: {seconds[name]:.0f} s")
     with atomic_write(out / "summary.json", "w") as f:
-        json.dump({"seconds": seconds, "steps": steps}, f, indent=2, default=str)
+        json.dump({**steps, "seconds": seconds}, f, indent=2, default=str)  # prepare's keys, then the stages
     return write_report(cfg, steps, seconds)
 
 

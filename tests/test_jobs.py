@@ -150,7 +150,7 @@ def test_ray_job_submit_runs_a_stage_and_uploads_its_run(head_node, instacart_di
                             env=env, capture_output=True, text=True, timeout=120)
     assert "succeeded" in (status.stdout + status.stderr).lower()
     # The run landed at its URI, complete: predict can load it from there.
-    from raydemand.basket import load_run
+    from raydemand.basket.base import load_run
 
     run = load_run(store / "basket")
     assert run.cfg.model == "topfreq"
