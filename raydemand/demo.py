@@ -177,7 +177,10 @@ def step_tune(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     from raydemand.tune.config import SweepConfig
 
     sweep = SweepConfig(space={"pos_weight": {"grid": cfg.tune_pos_weights}}, max_concurrent=1)
-    base = cfg.basket.model_copy(update={"thresholds": cfg.tune_thresholds})
+    # The sweep's trials skip the product autoencoder (a Ray Train run of its own per trial) and start
+    # from random product embeddings: the demo shows the sweep, the basket step shows the autoencoder.
+    net = cfg.basket.net.model_copy(update={"embeddings": "random"})
+    base = cfg.basket.model_copy(update={"thresholds": cfg.tune_thresholds, "net": net})
     best = tune_basket(out / "data" / "instacart", out / "tune_basket", sweep, base,
                        resume=(out / "tune_basket").exists())
     if not best.get("finished"):

@@ -29,3 +29,32 @@ def gpu_available() -> bool:
     import ray
 
     return bool(ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0)
+
+
+def in_placement_group() -> bool:
+    """Whether this process runs in a placement group that captures its child tasks (a Ray Tune trial)."""
+    import ray
+
+    if not ray.is_initialized():
+        return False
+    from ray.util import get_current_placement_group
+
+    return (get_current_placement_group() is not None
+            and ray.get_runtime_context().should_capture_child_tasks_in_placement_group)
+
+
+def outside_placement_group(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)`, run in a zero-CPU Ray task outside the caller's placement group when
+    the caller is in one; else called directly. Returns its (concrete, picklable) result.
+
+    A Tune trial's placement group captures its child tasks, and Ray Data (2.60) submits some
+    shuffle-map tasks (a groupby's final flush) without a scheduling strategy of their own, so they
+    inherit the trial's 0.1-CPU bundle and fail ("cannot fit into any bundles"). Ray Data work that
+    a trial runs in its own process goes through here.
+    """
+    if not in_placement_group():
+        return fn(*args, **kwargs)
+    import ray
+
+    task = ray.remote(num_cpus=0, scheduling_strategy="DEFAULT", max_retries=0)(fn)
+    return ray.get(task.remote(*args, **kwargs))

@@ -181,3 +181,94 @@ def test_config_overrides_reach_every_weight():
     assert cfg.loss.contrastive == 0 and cfg.loss.mae == 1 and not cfg.model.use_image
     with pytest.raises(ConfigError, match="loss.bogus"):
         load_config(ForecastConfig, None, ["loss.bogus=1"])
+
+
+def _attribute_rows(n=40, seed=0, colors=("red", "blue", "green")):
+    import pandas as pd
+
+    from raydemand.data.schema import TARGET_COLUMNS, validate_products
+    from raydemand.forecast.data import prepare_rows
+    from raydemand.forecast.retrieval import launch_profile
+
+    rng = np.random.default_rng(seed)
+    codes = [f"p{seed}_{i:03d}" for i in range(n)]
+    df = pd.DataFrame({"external_code": codes,
+                       "release_date": pd.date_range("2019-01-01", periods=n, freq="7D").strftime("%Y-%m-%d"),
+                       "category": rng.choice(["dress", "shirt"], n), "color": rng.choice(list(colors), n)})
+    for c in TARGET_COLUMNS:
+        df[c] = rng.gamma(2.0, 1.5, n).round(2)
+    df = validate_products(df, "attrs", check_images=False)
+    embedded = {"caption": {c: "" for c in codes}, "caption_dim": 24, "image_dim": 32,
+                "caption_vec": dict(zip(codes, rng.normal(size=(n, 24)).astype(np.float32))),
+                "image_vec": dict(zip(codes, rng.normal(size=(n, 32)).astype(np.float32)))}
+    rows = prepare_rows(df, embedded, ["category", "color"], 3.0)
+    rows.profile = launch_profile(rows.target)
+    return rows
+
+
+def test_attribute_branch_vocab_saved_and_unknown_values(tmp_path):
+    """The static attribute branch: vocabularies fitted on training rows, saved with the state and
+    loaded back (same forecasts); a value never seen in training maps to the reserved index 0."""
+    from raydemand.forecast.base import create_forecaster
+    from raydemand.forecast.train import attribute_codes, build_model, fit_vocab
+
+    cfg = ForecastConfig(model=ModelConfig(embed_dim=16, heads=2, decoder_hidden=16, dropout=0.0))
+    pool = _attribute_rows()
+    f = create_forecaster("crossattnrnn", cfg)
+    f.vocab = fit_vocab(pool, 1)
+    assert [len(v) for v in f.vocab] == [2, 3]
+    f.dims = {"image_dim": 32, "caption_dim": 24, "attribute_sizes": [len(v) for v in f.vocab]}
+    f.model = build_model(cfg, f.dims)
+    assert len(f.model.attribute_embeddings) == 2
+    torch.nn.init.normal_(f.model.decoder[-1].weight)  # zero-initialised: make the static branch matter
+    codes = attribute_codes(pool, f.vocab)
+    assert codes.min() >= 1 and codes.max(0).tolist() == [2, 3]
+
+    torch.save(f.get_state(), tmp_path / "state.pt")
+    g = create_forecaster("crossattnrnn", cfg)
+    g.set_state(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert [v.tolist() for v in g.vocab] == [v.tolist() for v in f.vocab]
+    np.testing.assert_allclose(g.predict(pool, pool), f.predict(pool, pool), rtol=1e-5, atol=1e-6)
+
+    # new products with a colour the training rows never had: index 0, finite forecasts
+    new = _attribute_rows(n=5, seed=1, colors=("purple",))
+    new_codes = attribute_codes(new, g.vocab)
+    assert (new_codes[:, 1] == 0).all() and (new_codes[:, 0] >= 1).all()
+    pred = g.predict(new, pool)
+    assert pred.shape == (5, 12) and np.isfinite(pred).all()
+    # the attribute codes reach the forecast
+    arrays = g.inputs(new, pool)
+    from raydemand.forecast.train import predict_arrays
+
+    other = dict(arrays, attributes=np.zeros_like(arrays["attributes"]))
+    assert not np.allclose(predict_arrays(g.model, arrays, "cpu"), predict_arrays(g.model, other, "cpu"))
+
+
+def test_state_without_vocab_loads_as_the_seed_fusion():
+    """model.pt files written before the caption fusion / attribute branch keep loading."""
+    from raydemand.forecast.base import create_forecaster
+    from raydemand.forecast.train import build_model
+
+    old_cfg = ForecastConfig(model=ModelConfig(embed_dim=16, heads=2, decoder_hidden=16, fusion="seed",
+                                               attributes=False))
+    dims = {"image_dim": 32, "caption_dim": 24}
+    old_state = {"dims": dims, "weights": build_model(old_cfg, dims).state_dict()}  # the old get_state
+    f = create_forecaster("crossattnrnn", ForecastConfig(model=ModelConfig(embed_dim=16, heads=2, decoder_hidden=16)))
+    f.set_state(old_state)
+    assert f.cfg.model.fusion == "seed" and f.model.fusion_proj.in_features == 32
+    pool = _attribute_rows()
+    assert np.isfinite(f.predict(pool, pool)).all()
+
+
+def test_caption_reaches_the_forecast_with_one_image_token():
+    """model.fusion=caption: with one cached image token the caption still changes the forecast;
+    the seed's fusion cannot (the attention weight over one token is 1)."""
+    for fusion, changes in (("caption", True), ("seed", False)):
+        torch.manual_seed(0)
+        model = CrossAttnRNN(ModelConfig(embed_dim=16, heads=2, dropout=0.0, fusion=fusion), 32, 24).eval()
+        torch.nn.init.normal_(model.decoder[-1].weight)
+        b = batch()
+        other = dict(b, caption=b["caption"] + 1.0)
+        with torch.no_grad():
+            diff = (model(b)["forecast"] - model(other)["forecast"]).abs()[b["has_caption"]].max()
+        assert (diff > 1e-4) == changes, fusion

@@ -50,9 +50,31 @@ class TrainData:
         epochs re-read windows instead of re-grouping order lines."""
         if self._windows is None:
             from raydemand.basket.data import windows_dataset
+            from raydemand.ray_utils import in_placement_group, outside_placement_group
 
-            self._windows = windows_dataset(self.lines_file, cfg.data, "all").materialize()
+            if in_placement_group():
+                # In a Tune trial: the grouping runs outside the trial's placement group (see
+                # `outside_placement_group`), into Parquet next to the lines; reading it back needs no shuffle.
+                from raydemand.data.pipelines.stage_io import read_parquet
+
+                folder = outside_placement_group(_write_windows, self.lines_file, cfg.data)
+                self._windows = read_parquet(folder).materialize()
+            else:
+                self._windows = windows_dataset(self.lines_file, cfg.data, "all").materialize()
         return self._windows
+
+
+def _write_windows(lines_file: Path, data_cfg) -> str:
+    """Every window of `lines_file` into Parquet files in a folder beside it (replaced if there)."""
+    import shutil
+
+    from raydemand.basket.data import windows_dataset
+    from raydemand.data.pipelines.stage_io import write_dataset
+
+    folder = Path(lines_file).with_suffix(".windows")
+    shutil.rmtree(folder, ignore_errors=True)
+    write_dataset(windows_dataset(lines_file, data_cfg, "all"), folder)
+    return str(folder)
 
 
 class BasketPredictor:

@@ -34,11 +34,18 @@ def split_lines(lines: pd.DataFrame, cfg: BasketConfig) -> np.ndarray:
     return pd.Series(user_split(users, cfg.data), index=users).reindex(lines["user_id"]).to_numpy()
 
 
-def collect_windows(lines_file: Path, cfg: BasketConfig, targets: str):
-    """All windows of a (small) lines file as one pyarrow Table, built by the Ray Data stage."""
+def _windows_table(lines_file: Path, cfg: BasketConfig, targets: str):
     import pyarrow as pa
 
     return pa.concat_tables([b for b in iter_windows(lines_file, cfg.data, targets) if b.num_rows])
+
+
+def collect_windows(lines_file: Path, cfg: BasketConfig, targets: str):
+    """All windows of a (small) lines file as one pyarrow Table, built by the Ray Data stage (outside
+    a Tune trial's placement group: `outside_placement_group`)."""
+    from raydemand.ray_utils import outside_placement_group
+
+    return outside_placement_group(_windows_table, lines_file, cfg, targets)
 
 
 def prepare(cfg: BasketConfig, orders, work: Path) -> tuple[TrainData, Any, dict[str, Any]]:

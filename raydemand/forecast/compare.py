@@ -1,7 +1,7 @@
 """The acceptance comparison: CrossAttnRNN, its ablations and every baseline on the same split.
 
     python -m raydemand.forecast.compare --train SOURCE --out DIR [--seeds 0,1,2] [--config YAML]
-        [--set KEY=VALUE ...] [--variants full,generic,no_contrastive,image_only,caption_only]
+        [--set KEY=VALUE ...] [--variants full,generic,no_contrastive,image_only,caption_only,...]
 
 Training, validation (latest releases of the training table) and test rows are built once per
 caption source, so every forecaster sees the same rows, pool and retrieval rule. CrossAttnRNN runs
@@ -31,6 +31,8 @@ VARIANTS = {
     "mean_base": ["model.base=mean"],
     "no_residual": ["model.residual=false"],
     "seed_loss": ["loss.mae=0.6", "loss.mse=0.4", "loss.smape=0.01"],
+    "seed_fusion": ["model.fusion=seed"],
+    "no_attributes": ["model.attributes=false"],
 }
 BASELINES = ["zero", "median", "last_season", "knn_attributes", "knn_image", "knn_caption", "retrieval",
              "retrieval_median", "des"]

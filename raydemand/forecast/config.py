@@ -33,6 +33,21 @@ class ModelConfig(Config):
     base: Literal["median", "mean"] = "median"
     # Image encoder: 'cached' reads frozen vectors from the embedding cache; resnet18/resnet50 build a
     # torchvision ResNet that is fine-tuned on images decoded by the images pipeline.
+    # What `fusion_proj` fuses: 'caption' = concat(attn_output, image_emb, caption_emb); 'seed' = the
+    # seed's concat(attn_output, image_emb). With one cached image token the attention weight is
+    # always 1, so under 'seed' the caption never reaches the forecast (only the contrastive loss).
+    fusion: Literal["caption", "seed"] = "caption"
+    # Static attribute branch: a learned embedding per value of every attribute column the run
+    # compares (store, category, colour, fabric, season, ...), concatenated into `fusion_proj`'s
+    # input. Vocabularies are fitted on the training split and saved in model.pt; values seen fewer
+    # than `attribute_min_count` times in training, and unseen ones at predict time, share a
+    # reserved "unknown" index.
+    attributes: bool = True
+    attribute_dim: int = Field(8, ge=1)
+    attribute_min_count: int = Field(2, ge=1)
+    # Training rows without any retrieved neighbour (the earliest releases of a data set): False
+    # leaves them out of training; True trains on them with an empty neighbour set (weights 0).
+    train_without_neighbours: bool = False
     image_encoder: Literal["cached", "resnet18", "resnet50"] = "cached"
     image_weights: str | None = None  # torchvision weights name (e.g. IMAGENET1K_V1) from the local cache; None: random init
 

@@ -10,6 +10,8 @@ A batch is a dict of tensors:
              the product's release are filled in from the observed ones (`retrieval.complete_curves`)
   neighbour_observed (B, K, 12) bool, True for the weeks observed before the product's release
   neighbour_weight (B, K) similarity weights summing to 1 over the neighbours (0: none)
+  attributes (B, A) int64 optional: per attribute column the value's vocabulary index (0: unknown);
+             absent = every value unknown
 Products without an image or caption are forecast with a learned "missing" embedding in its place.
 """
 
@@ -80,16 +82,21 @@ def weighted_median(curves: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 class CrossAttnRNN(nn.Module):
-    def __init__(self, cfg: ModelConfig, image_dim: int | None, caption_dim: int, horizon: int = HORIZON):
+    def __init__(self, cfg: ModelConfig, image_dim: int | None, caption_dim: int, horizon: int = HORIZON,
+                 attribute_sizes: list[int] | None = None):
         super().__init__()
         d = cfg.embed_dim
+        # one embedding table per attribute column: index 0 = unknown value, 1..n = the vocabulary
+        sizes = list(attribute_sizes or []) if cfg.attributes else []
+        self.attribute_embeddings = nn.ModuleList(nn.Embedding(n + 1, cfg.attribute_dim) for n in sizes)
         self.cfg, self.horizon = cfg, horizon
         self.image_encoder = ImageEncoder(cfg.image_encoder, d, image_dim, cfg.image_weights)
         self.caption_proj = nn.Linear(caption_dim, d)
         self.missing_image = nn.Parameter(torch.zeros(1, 1, d))
         self.missing_caption = nn.Parameter(torch.zeros(1, d))
         self.image_text_attn = nn.MultiheadAttention(d, cfg.heads, batch_first=True)
-        self.fusion_proj = nn.Linear(2 * d, d)
+        parts = 3 if cfg.fusion == "caption" else 2
+        self.fusion_proj = nn.Linear(parts * d + len(sizes) * cfg.attribute_dim, d)
         # Inputs per week: the normalised units, log1p of them (real sales span orders of magnitude)
         # and whether the week was observed or filled in.
         self.ts_embedder = nn.GRU(3, d, num_layers=cfg.gru_layers, batch_first=True)
@@ -116,7 +123,16 @@ class CrossAttnRNN(nn.Module):
         caption_emb = torch.where(has_caption[:, None], caption_emb, self.missing_caption.expand_as(caption_emb))
         # query (B, 1, D); weights averaged over heads (B, 1, T)
         attn_output, attn_weights = self.image_text_attn(caption_emb.unsqueeze(1), tokens, tokens)
-        fused = self.fusion_proj(torch.cat([attn_output.squeeze(1), image_emb], dim=-1))  # (B, 2D) -> (B, D)
+        parts = [attn_output.squeeze(1), image_emb]  # (B, D) each
+        if self.cfg.fusion == "caption":
+            parts.append(caption_emb)
+        if len(self.attribute_embeddings):
+            codes = batch.get("attributes")
+            if codes is None:
+                codes = torch.zeros(tokens.shape[0], len(self.attribute_embeddings), dtype=torch.long,
+                                    device=tokens.device)
+            parts += [emb(codes[:, a].long()) for a, emb in enumerate(self.attribute_embeddings)]  # (B, Da) each
+        fused = self.fusion_proj(torch.cat(parts, dim=-1))  # (B, 2D or 3D [+ A*Da]) -> (B, D)
         return fused, image_emb, caption_emb, has_image & has_caption, attn_weights.squeeze(1)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -144,7 +160,8 @@ class CrossAttnRNN(nn.Module):
 MODELS = {"crossattnrnn": CrossAttnRNN}
 
 
-def create_model(name: str, cfg: ModelConfig, image_dim: int | None, caption_dim: int) -> nn.Module:
+def create_model(name: str, cfg: ModelConfig, image_dim: int | None, caption_dim: int,
+                 attribute_sizes: list[int] | None = None) -> nn.Module:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
-    return MODELS[name](cfg, image_dim, caption_dim)
+    return MODELS[name](cfg, image_dim, caption_dim, attribute_sizes=attribute_sizes)

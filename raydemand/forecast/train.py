@@ -105,14 +105,43 @@ def validation_metrics(pred: np.ndarray, target: np.ndarray, cfg: ForecastConfig
     return {"val_loss": loss, "val_mae": m["mae"], "val_mse": m["mse"], "val_wape": m["wape"]}
 
 
-def build_model(cfg: ForecastConfig, dims: dict[str, int]):
+def build_model(cfg: ForecastConfig, dims: dict[str, Any]):
     import torch
 
     from raydemand.forecast.model import create_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return create_model(cfg.forecaster, cfg.model, dims["image_dim"], dims["caption_dim"])
+        return create_model(cfg.forecaster, cfg.model, dims["image_dim"], dims["caption_dim"],
+                            attribute_sizes=dims.get("attribute_sizes"))
+
+
+# ---- the static attribute branch's vocabularies -----------------------------------------------
+
+
+def fit_vocab(rows: Rows, min_count: int = 1) -> list[np.ndarray]:
+    """Per attribute column of `rows.side` (the run's attribute columns), the sorted uint64 hashes of
+    the values seen at least `min_count` times; a value's index is its position + 1 (0: unknown)."""
+    vocab = []
+    for a in range(rows.side.attributes.shape[1]):
+        values, counts = np.unique(rows.side.attributes[:, a], return_counts=True)
+        vocab.append(values[counts >= min_count])
+    return vocab
+
+
+def attribute_codes(rows: Rows, vocab: list[np.ndarray]) -> np.ndarray:
+    """(N, A) int64 vocabulary indices of `rows`' attribute values; 0 for values outside the vocabulary."""
+    hashes = rows.side.attributes
+    if hashes.shape[1] != len(vocab):
+        raise InputError(f"the rows have {hashes.shape[1]} attribute column(s), the model's vocabularies "
+                         f"{len(vocab)}")
+    out = np.zeros((len(rows), len(vocab)), np.int64)
+    for a, values in enumerate(vocab):
+        pos = np.searchsorted(values, hashes[:, a])
+        found = pos < len(values)
+        found[found] = values[pos[found]] == hashes[found, a]
+        out[:, a] = np.where(found, pos + 1, 0)
+    return out
 
 
 def train_loop(config: dict) -> None:
@@ -156,18 +185,22 @@ class CrossAttnForecaster(Forecaster):
 
         if run_dir is None:
             raise ValueError("crossattnrnn trains through Ray Train and needs a run directory")
-        self.dims = {"image_dim": int(train.image.shape[1]), "caption_dim": int(train.caption.shape[1])}
-        arrays = model_inputs(train, pool, self.cfg.retrieval)
-        # The earliest training rows have no product observed before them. Trained on, they teach the
-        # decoder to carry the whole level itself, which it then adds on top of the neighbours'
-        # curves of later (validation, test) products: forecasts double. So they are left out.
+        self.vocab = fit_vocab(train, self.cfg.model.attribute_min_count) if self.cfg.model.attributes else []
+        self.dims = {"image_dim": int(train.image.shape[1]), "caption_dim": int(train.caption.shape[1]),
+                     "attribute_sizes": [len(v) for v in self.vocab]}
+        arrays = self.inputs(train, pool)
+        # The earliest training rows have no product observed before them. With a residual base they
+        # teach the decoder to carry the whole level itself, which it then adds on top of the
+        # neighbours' curves of later (validation, test) products: forecasts double. By default they
+        # are left out; `model.train_without_neighbours` keeps them with an empty neighbour set.
         known = arrays["neighbour_weight"].sum(1) > 0
-        if not known.any():
-            raise InputError("no training product has a similar product released early enough "
-                             f"(retrieval.min_known_weeks={self.cfg.retrieval.min_known_weeks}) to learn from")
-        arrays = {k: v[known] for k, v in arrays.items()}
+        if not self.cfg.model.train_without_neighbours:
+            if not known.any():
+                raise InputError("no training product has a similar product released early enough "
+                                 f"(retrieval.min_known_weeks={self.cfg.retrieval.min_known_weeks}) to learn from")
+            arrays = {k: v[known] for k, v in arrays.items()}
         loop_config = {"cfg": self.cfg.model_dump(mode="json"), "dims": self.dims, "train": arrays,
-                       "val": model_inputs(val, pool, self.cfg.retrieval)}
+                       "val": self.inputs(val, pool)}
         result = fit(train_loop, loop_config, run_dir, self.cfg.train, metric="val_loss", mode="min",
                      callbacks=callbacks)
         self.model = build_model(self.cfg, self.dims)
@@ -175,15 +208,22 @@ class CrossAttnForecaster(Forecaster):
         return {"history": result.history, "best": result.best_metrics, "train_rows_without_neighbours": int((~known).sum()),
                 "chosen_epoch": int(result.best_metrics["epoch"])}
 
+    def inputs(self, rows: Rows, pool: Rows, with_index: bool = False) -> dict[str, np.ndarray]:
+        """The model's input arrays of `rows`: `model_inputs` plus the attribute codes (static branch)."""
+        arrays = model_inputs(rows, pool, self.cfg.retrieval, with_index=with_index)
+        if getattr(self, "vocab", None):
+            arrays["attributes"] = attribute_codes(rows, self.vocab)
+        return arrays
+
     def predict(self, rows: Rows, pool: Rows) -> np.ndarray:
-        pred = predict_arrays(self.model, model_inputs(rows, pool, self.cfg.retrieval), "cpu")
+        pred = predict_arrays(self.model, self.inputs(rows, pool), "cpu")
         return np.clip(pred, 0, None)
 
     def explain(self, rows: Rows, pool: Rows) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Forecasts, and per row the caption's attention over the image tokens (`image_text`, one
         weight per token; a cached image is one token) and the additive attention over the
         retrieved neighbours (`neighbours`: pool product code and weight, strongest first)."""
-        arrays = model_inputs(rows, pool, self.cfg.retrieval, with_index=True)
+        arrays = self.inputs(rows, pool, with_index=True)
         out = model_outputs(self.model, arrays, "cpu", ("forecast", "image_text_attn", "neighbour_attn"))
         codes = pool.side.codes
         attention = []
@@ -197,10 +237,20 @@ class CrossAttnForecaster(Forecaster):
         return np.clip(out["forecast"], 0, None), attention
 
     def get_state(self) -> dict[str, Any]:
-        return {"dims": self.dims, "weights": self.model.state_dict()}
+        import torch
+
+        vocab = [torch.as_tensor(np.asarray(v, np.uint64).view(np.int64)) for v in getattr(self, "vocab", [])]
+        return {"dims": self.dims, "weights": self.model.state_dict(), "vocab": vocab}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.dims = dict(state["dims"])
+        if "vocab" not in state:
+            # written before the caption fusion and the attribute branch (2026-11-29): the seed's
+            # fusion, no attributes, so older model.pt files keep loading
+            model = self.cfg.model.model_copy(update={"fusion": "seed", "attributes": False})
+            self.cfg = self.cfg.model_copy(update={"model": model})
+        self.vocab = [np.asarray(v.numpy()).view(np.uint64) for v in state.get("vocab", [])]
+        self.dims.setdefault("attribute_sizes", [len(v) for v in self.vocab])
         self.model = build_model(self.cfg, self.dims)
         self.model.load_state_dict(state["weights"])  # strict: a mismatch is an error
 

@@ -31,6 +31,7 @@ from raydemand.config import Config
 from raydemand.data.pipelines.stage_io import (
     parquet_files,
     parquet_rows,
+    read_parquet,
     table_blocks,
     write_dataset,
     write_metadata,
@@ -261,15 +262,7 @@ def read_lines(source: str | Path, cfg: WindowsConfig, split: str | None = None)
         ds = ray.data.read_csv(str(path), convert_options=pacsv.ConvertOptions(
             include_columns=columns, column_types=types))
     else:
-        # Ray 2.60's V2 Parquet reader starts 32 footer-reading actors for every read: ~6 s on a
-        # 2-core machine, whatever the size of the table. The V1 reader plans from the footers
-        # directly; the switch is read when the read is planned, so it is restored at once.
-        context = ray.data.DataContext.get_current()
-        v2, context.use_datasource_v2 = context.use_datasource_v2, False
-        try:
-            ds = ray.data.read_parquet(str(path), columns=columns)
-        finally:
-            context.use_datasource_v2 = v2
+        ds = read_parquet(path, columns=columns)  # the V1 reader (see stage_io.read_parquet)
     return ds.map_batches(check_lines, batch_format="pandas", fn_kwargs={
         "source": str(path), "id_types": id_types, "buckets": buckets}), str(path), buckets
 
