@@ -1,5 +1,7 @@
 """The two table contracts: every kind of bad table is reported with file, column and first bad row."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,6 +35,16 @@ def test_good_product_table_is_normalised(tmp_path):
     assert out["release_date"].dtype.kind == "M" and out["0"].dtype == np.float64
     assert out["image_path"].tolist() == [str(tmp_path / "img" / "a.png"), "", ""]
     assert out["price"].tolist() == [1.5] * 3 and out["category"].tolist() == ["dress", "coat", "shirt"]
+
+
+def test_image_paths_are_absolute_for_a_relative_table_path(tmp_path, monkeypatch):
+    """A table read through a relative path (`raydemand demo`'s default runs/demo) gets absolute image
+    paths, which stay right when the table is copied into a cache folder elsewhere."""
+    (tmp_path / "data" / "img").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "data" / "img" / "a.png")
+    monkeypatch.chdir(tmp_path)
+    out = validate_products(products(image_path=["img/a.png", "", None]), Path("data") / "t.csv")
+    assert out["image_path"].iloc[0] == str(tmp_path / "data" / "img" / "a.png")
 
 
 @pytest.mark.parametrize("change, column, row, message", [

@@ -141,7 +141,9 @@ def validate_products(
         out[col] = df[col].fillna("").astype(str)
 
     if "image_path" in out.columns:
-        root = Path(base_dir) if base_dir is not None else Path(path).parent
+        # Absolute (against the working directory now), so that a table written elsewhere (a cache
+        # folder) still points at the images.
+        root = (Path(base_dir) if base_dir is not None else Path(path).parent).absolute()
         rel = out["image_path"].str.strip()
         absolute = pd.Series([str(root / p) if p else "" for p in rel], index=out.index)
         if check_images:
