@@ -95,6 +95,7 @@ def test_scorer_and_score(gan_run, scorer_run, tmp_path, capsys):
                  "--out", str(report_dir)]) == 0
     printed = capsys.readouterr().out
     assert "Preference %" in printed and "dcgan" in printed
+    assert "real test images" in printed and f"chance {100 / len(scorer.categories):.1f}%" in printed
     table = (report_dir / "preference.csv").read_text().splitlines()
     assert table[0] == "category,dcgan" and table[-1].startswith("all,")
     values = [float(line.split(",")[1]) for line in table[1:]]

@@ -74,3 +74,20 @@ def test_separation_and_health_flags():
 def test_pixel_features_shape():
     assert pixel_features(np.zeros((3, 1, 64, 64), np.float32)).shape == (3, 256)
     assert pixel_features(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 768)
+
+
+def test_score_markdown_adds_real_reference_and_chance():
+    import pandas as pd
+
+    from raydemand.design.score import markdown
+
+    index = pd.Index(["bag", "coat", "all"], name="category")
+    report = {"preference": pd.DataFrame({"dcgan": [40.0, 20.0, 30.0]}, index=index),
+              "recognised": pd.DataFrame({"dcgan": [50.0, 10.0, 30.0]}, index=index),
+              "feature_space": pd.DataFrame(), "categories": ["bag", "coat", "shoe", "hat"],
+              "real_test": {"bag": {"preference": 90.0, "recognised": 95.0}, "all": {"preference": 80.0, "recognised": 85.0}}}
+    text = markdown(report)
+    assert "| category | dcgan | real test images |" in text and "chance 25.0%" in text
+    assert "| bag | 40.00 | 90.00 |" in text and "| coat | 20.00 |  |" in text and "| all | 30.0 | 85.0 |" in text
+    del report["real_test"], report["categories"]
+    assert "real test images" not in markdown(report) and "chance" not in markdown(report)

@@ -2,9 +2,11 @@
 more SAMPLES.npz files against a trained scorer.
 
 The comparison table has a row per category and a column per samples file (named by the GAN that
-made it); cells are preference %. Feature-space values compare generated images with the scorer's
-real test images (equal numbers, class-balanced by the samples' labels), next to the real-vs-real
-reference (real validation vs real test images) saved with the scorer.
+made it); cells are preference %. The Markdown adds the scorer's held-out real test images as a
+reference column (what a perfect generator would get) and the chance level. Feature-space values
+compare generated images with the scorer's real test images (equal numbers, class-balanced by the
+samples' labels), next to the real-vs-real reference (real validation vs real test images) saved
+with the scorer.
 """
 
 from __future__ import annotations
@@ -86,12 +88,15 @@ def score(scorer: ScorerRun, paths: list[str | Path], k: int = 5, seed: int = 0)
     recognised = pd.DataFrame({n: [r["per_category"].get(c, {}).get("recognised", np.nan) for c in rows]
                                for n, r in zip(names, results)}, index=pd.Index(rows, name="category"))
     features = pd.DataFrame({n: r.get("feature_space", {}) for n, r in zip(names, results)})
-    if scorer.reference is not None:
-        metrics = json.loads((scorer.run_dir / "metrics.json").read_text()) if (scorer.run_dir / "metrics.json").is_file() else {}
-        if metrics.get("real_vs_real"):
-            features["real vs real"] = pd.Series(metrics["real_vs_real"])
+    metrics_file = scorer.run_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    if scorer.reference is not None and metrics.get("real_vs_real"):
+        features["real vs real"] = pd.Series(metrics["real_vs_real"])
+    # The scorer's held-out real test images scored the same way: what a perfect generator would get.
+    real_test = metrics.get("test_real") or {}
     return {"scorer": str(scorer.run_dir), "results": results, "preference": table, "recognised": recognised,
-            "feature_space": features}
+            "feature_space": features, "categories": list(scorer.categories),
+            "real_test": {c: real_test[c] for c in rows if c in real_test}}
 
 
 def write_report(report: dict[str, Any], out: str | Path) -> list[Path]:
@@ -105,7 +110,8 @@ def write_report(report: dict[str, Any], out: str | Path) -> list[Path]:
     with atomic_write(out / "preference.md", "w") as f:
         f.write(markdown(report))
     with atomic_write(out / "score.json", "w") as f:
-        json.dump({"scorer": report["scorer"], "results": report["results"]}, f, indent=2, default=float)
+        json.dump({"scorer": report["scorer"], "results": report["results"], "real_test": report.get("real_test", {})},
+                  f, indent=2, default=float)
     return written + [out / "preference.md", out / "score.json"]
 
 
@@ -119,11 +125,21 @@ def markdown_table(df: pd.DataFrame, digits: int) -> str:
     return "\n".join(lines)
 
 
+def _with_real(df: pd.DataFrame, real_test: dict[str, dict[str, float]], key: str) -> pd.DataFrame:
+    """`df` plus a column of the scorer's held-out real test images (the reference), where known."""
+    if not real_test:
+        return df
+    return df.assign(**{"real test images": [real_test.get(c, {}).get(key, np.nan) for c in df.index]})
+
+
 def markdown(report: dict[str, Any]) -> str:
+    real_test = report.get("real_test") or {}
+    k = len(report.get("categories") or [])
+    chance = f"; chance {100 / k:.1f}%" if k else ""
     parts = ["Preference % (mean scorer probability of the intended category)\n\n",
-             markdown_table(report["preference"], 2),
-             "\n\nRecognised % (the scorer's top category is the intended one)\n\n",
-             markdown_table(report["recognised"], 1)]
+             markdown_table(_with_real(report["preference"], real_test, "preference"), 2),
+             f"\n\nRecognised % (the scorer's top category is the intended one{chance})\n\n",
+             markdown_table(_with_real(report["recognised"], real_test, "recognised"), 1)]
     if not report["feature_space"].empty:
         parts += ["\n\nScorer feature space (not Inception FID): Fréchet distance (fd), precision/recall, "
                   "density/coverage, n images per side\n\n", markdown_table(report["feature_space"], 4)]
