@@ -44,8 +44,8 @@ def in_placement_group() -> bool:
 
 
 def outside_placement_group(fn, *args, **kwargs):
-    """`fn(*args, **kwargs)`, run in a zero-CPU Ray task outside the caller's placement group when
-    the caller is in one; else called directly. Returns its (concrete, picklable) result.
+    """`fn(*args, **kwargs)`, run in a zero-CPU Ray task on the caller's node but outside its placement
+    group when the caller is in one; else called directly. Returns its (concrete, picklable) result.
 
     A Tune trial's placement group captures its child tasks, and Ray Data (2.60) submits some
     shuffle-map tasks (a groupby's final flush) without a scheduling strategy of their own, so they
@@ -55,6 +55,9 @@ def outside_placement_group(fn, *args, **kwargs):
     if not in_placement_group():
         return fn(*args, **kwargs)
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    task = ray.remote(num_cpus=0, scheduling_strategy="DEFAULT", max_retries=0)(fn)
+    # On this node (the caller's local files are its inputs), in no placement group.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    task = ray.remote(num_cpus=0, scheduling_strategy=here, max_retries=0)(fn)
     return ray.get(task.remote(*args, **kwargs))
