@@ -55,8 +55,7 @@ def main() -> None:
     from raydemand.forecast.base import create_forecaster
     from raydemand.forecast.losses import ForecastLoss
     from raydemand.forecast.run import prepare_training
-    from raydemand.forecast.train import (build_model, epoch_batches, fit_vocab, to_tensors, train_epoch,
-                                          train_loop)
+    from raydemand.forecast.train import build_model, epoch_batches, to_tensors, train_epoch, train_loop
     from raydemand.ray_utils import init_ray
     from raydemand.training import WorkerContext, fit
 
@@ -70,11 +69,9 @@ def main() -> None:
     data, cache_s, cache_foreign = timed(lambda: prepare_training(cfg, source, work / "cache"))
     # the model's inputs as CrossAttnForecaster.fit builds them (attribute codes included)
     forecaster = create_forecaster("crossattnrnn", cfg)
-    forecaster.vocab = fit_vocab(data.train, cfg.model.attribute_min_count) if cfg.model.attributes else []
+    dims = forecaster.fit_vocab(data.train)
     arrays = forecaster.inputs(data.train, data.pool)
     val = forecaster.inputs(data.val, data.pool)
-    dims = {"image_dim": int(data.train.image.shape[1]), "caption_dim": int(data.train.caption.shape[1]),
-            "attribute_sizes": [len(v) for v in forecaster.vocab]}
     n = len(data.train)
     ctx = WorkerContext(torch.device("cpu"), 0, 1, bf16=False)
     torch.set_num_threads(1)  # as a Ray Train worker with 1 CPU runs

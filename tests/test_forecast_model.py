@@ -212,13 +212,14 @@ def test_attribute_branch_vocab_saved_and_unknown_values(tmp_path):
     from raydemand.forecast.base import create_forecaster
     from raydemand.forecast.train import attribute_codes, build_model, fit_vocab
 
-    cfg = ForecastConfig(model=ModelConfig(embed_dim=16, heads=2, decoder_hidden=16, dropout=0.0))
+    cfg = ForecastConfig(model=ModelConfig(embed_dim=16, heads=2, decoder_hidden=16, dropout=0.0,
+                                           attribute_min_count=1))
     pool = _attribute_rows()
     f = create_forecaster("crossattnrnn", cfg)
-    f.vocab = fit_vocab(pool, 1)
-    assert [len(v) for v in f.vocab] == [2, 3]
-    f.dims = {"image_dim": 32, "caption_dim": 24, "attribute_sizes": [len(v) for v in f.vocab]}
-    f.model = build_model(cfg, f.dims)
+    dims = f.fit_vocab(pool)
+    assert [len(v) for v in f.vocab] == [2, 3] and dims["attribute_sizes"] == [2, 3]
+    assert [len(v) for v in fit_vocab(pool, 1000)] == [0, 0]  # min_count: rarer values stay unknown
+    f.model = build_model(cfg, dims)
     assert len(f.model.attribute_embeddings) == 2
     torch.nn.init.normal_(f.model.decoder[-1].weight)  # zero-initialised: make the static branch matter
     codes = attribute_codes(pool, f.vocab)

@@ -31,8 +31,6 @@ class ModelConfig(Config):
     # or 'mean'. Weekly sales are sparse, right-skewed counts: WAPE (an L1 metric) rewards the
     # median, and a mean base is far above it for most products.
     base: Literal["median", "mean"] = "median"
-    # Image encoder: 'cached' reads frozen vectors from the embedding cache; resnet18/resnet50 build a
-    # torchvision ResNet that is fine-tuned on images decoded by the images pipeline.
     # What `fusion_proj` fuses: 'caption' = concat(attn_output, image_emb, caption_emb); 'seed' = the
     # seed's concat(attn_output, image_emb). With one cached image token the attention weight is
     # always 1, so under 'seed' the caption never reaches the forecast (only the contrastive loss).
@@ -48,6 +46,8 @@ class ModelConfig(Config):
     # Training rows without any retrieved neighbour (the earliest releases of a data set): False
     # leaves them out of training; True trains on them with an empty neighbour set (weights 0).
     train_without_neighbours: bool = False
+    # Image encoder: 'cached' reads frozen vectors from the embedding cache; resnet18/resnet50 build a
+    # torchvision ResNet that is fine-tuned on images decoded by the images pipeline.
     image_encoder: Literal["cached", "resnet18", "resnet50"] = "cached"
     image_weights: str | None = None  # torchvision weights name (e.g. IMAGENET1K_V1) from the local cache; None: random init
 

@@ -185,9 +185,7 @@ class CrossAttnForecaster(Forecaster):
 
         if run_dir is None:
             raise ValueError("crossattnrnn trains through Ray Train and needs a run directory")
-        self.vocab = fit_vocab(train, self.cfg.model.attribute_min_count) if self.cfg.model.attributes else []
-        self.dims = {"image_dim": int(train.image.shape[1]), "caption_dim": int(train.caption.shape[1]),
-                     "attribute_sizes": [len(v) for v in self.vocab]}
+        self.fit_vocab(train)
         arrays = self.inputs(train, pool)
         # The earliest training rows have no product observed before them. With a residual base they
         # teach the decoder to carry the whole level itself, which it then adds on top of the
@@ -208,10 +206,19 @@ class CrossAttnForecaster(Forecaster):
         return {"history": result.history, "best": result.best_metrics, "train_rows_without_neighbours": int((~known).sum()),
                 "chosen_epoch": int(result.best_metrics["epoch"])}
 
+    vocab: list[np.ndarray] = []  # per attribute column, the known values' hashes (empty: no attribute branch)
+
+    def fit_vocab(self, train: Rows) -> dict[str, Any]:
+        """Fit the attribute vocabularies on the training rows; returns (and keeps) the model's dims."""
+        self.vocab = fit_vocab(train, self.cfg.model.attribute_min_count) if self.cfg.model.attributes else []
+        self.dims = {"image_dim": int(train.image.shape[1]), "caption_dim": int(train.caption.shape[1]),
+                     "attribute_sizes": [len(v) for v in self.vocab]}
+        return self.dims
+
     def inputs(self, rows: Rows, pool: Rows, with_index: bool = False) -> dict[str, np.ndarray]:
         """The model's input arrays of `rows`: `model_inputs` plus the attribute codes (static branch)."""
         arrays = model_inputs(rows, pool, self.cfg.retrieval, with_index=with_index)
-        if getattr(self, "vocab", None):
+        if self.vocab:
             arrays["attributes"] = attribute_codes(rows, self.vocab)
         return arrays
 
@@ -239,7 +246,7 @@ class CrossAttnForecaster(Forecaster):
     def get_state(self) -> dict[str, Any]:
         import torch
 
-        vocab = [torch.as_tensor(np.asarray(v, np.uint64).view(np.int64)) for v in getattr(self, "vocab", [])]
+        vocab = [torch.as_tensor(np.asarray(v, np.uint64).view(np.int64)) for v in self.vocab]
         return {"dims": self.dims, "weights": self.model.state_dict(), "vocab": vocab}
 
     def set_state(self, state: dict[str, Any]) -> None:
