@@ -97,6 +97,16 @@ def test_pggan_grows_4_to_64_with_fade_in():
     assert gan.generate(z, y).shape == (4, 3, 64, 64)
 
 
+def test_only_a_fully_faded_in_pggan_can_be_chosen():
+    gan = create_gan("pggan", n_classes=2, channels=1, width=4, max_width=16)
+    grown = {}
+    for fraction in [0.5, 0.79, 0.8, 0.85, 0.9, 1.0]:  # the last stage (64x64) starts at 0.8, fades in until 0.9
+        gan.set_progress(fraction)
+        grown[fraction] = gan.full_grown()
+    assert grown == {0.5: False, 0.79: False, 0.8: False, 0.85: False, 0.9: True, 1.0: True}
+    assert create_gan("dcgan", n_classes=2, channels=1, width=4).full_grown()
+
+
 def test_dcgan_calibrate_gives_eval_mode_statistics_of_current_weights():
     torch.manual_seed(0)
     gan = create_gan("dcgan", n_classes=2, channels=1, size=16, width=8)

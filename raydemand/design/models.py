@@ -43,6 +43,11 @@ class GAN(nn.Module):
     def set_progress(self, fraction: float) -> None:
         """Share of training done, in [0, 1]; only growing GANs use it."""
 
+    def full_grown(self) -> bool:
+        """Whether G now makes full-size images with all its layers (a growing GAN: at its last stage,
+        with the new layers fully faded in). Only such epochs can be chosen as the final checkpoint."""
+        return True
+
     def prepare_real(self, x: torch.Tensor) -> torch.Tensor:
         return x
 

@@ -142,6 +142,11 @@ class PGGAN(GAN):
             m.stage.fill_(stage)
             m.alpha.fill_(alpha)
 
+    def full_grown(self) -> bool:
+        # At the start of the last stage G's 64x64 layers are untrained and its output is the previous
+        # stage's, upsampled (alpha 0); it counts as full size only once they have faded in.
+        return int(self.G.stage) == self.n_stages - 1 and float(self.G.alpha) >= 1.0 - 1e-6
+
     @property
     def resolution(self) -> int:
         return 4 * 2 ** int(self.G.stage)

@@ -29,7 +29,7 @@ METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.yaml"
 SAMPLES_FILE = "samples.png"
 SELECT_METRIC = "val_fd_select"
-NOT_FULL_SIZE = 1e12  # selection score of epochs a growing GAN spent below full resolution
+NOT_FULL_SIZE = 1e12  # selection score of epochs a growing GAN ended before its full-size layers faded in
 
 
 def split_validation(labels: np.ndarray, fraction: float, max_n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +147,7 @@ def _loop(config: dict[str, Any]) -> None:
         finite = bool(np.isfinite(fake_features).all())
         val_fd = frechet_distance(val_features, fake_features) if finite else float("nan")
         div = diversity_ratio(fake_features, val_features, val_labels, val_labels) if finite else {}
-        full_size = not growing or int(gan.G.stage) == gan.n_stages - 1
+        full_size = gan.full_grown()
         metrics = {k: v / done for k, v in sums.items()}
         metrics.update(val_fd=val_fd, diversity_mean=float(np.mean(list(div.values()))) if div else 0.0,
                        diversity_min=float(min(div.values())) if div else 0.0,
