@@ -38,20 +38,19 @@ def main(argv: list[str] | None = None) -> None:
 
     from raydemand.design.config import GANTrainConfig, ImageSourceConfig
     from raydemand.design.images import load_images
-    from raydemand.design.metrics import diversity_ratio, frechet_distance, pixel_features
+    from raydemand.design.metrics import pixel_features
     from raydemand.design.models import create_gan
-    from raydemand.design.train import gan_step, split_validation
+    from raydemand.design.train import gan_step, generator_health, split_validation
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     cfg = GANTrainConfig()  # the seed's optimiser settings and the validation split of design train
     images = load_images(ImageSourceConfig(source=a.images, limit=a.limit))
     train, val = split_validation(images.labels, cfg.val_fraction, a.val_max or cfg.val_max, a.seed)
-    x = torch.from_numpy(images.images[train]).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, C, H, W)
+    x = torch.from_numpy(images.to_float(train))  # (N, C, H, W) in [-1, 1]
     y = torch.from_numpy(images.labels[train])
-    val_real = images.images[val].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
     val_labels = images.labels[val]
-    val_features = pixel_features(val_real)
+    val_features = pixel_features(images.to_float(val))
     gan = create_gan(a.gan, len(images.categories), images.channels, 64, width=a.width)
     betas = (cfg.beta1, cfg.beta2)
     opt_g = torch.optim.Adam(gan.G.parameters(), lr=cfg.lr, betas=betas)
@@ -67,15 +66,10 @@ def main(argv: list[str] | None = None) -> None:
         idx = rng.choice(len(x), min(a.batch_size, len(x)), replace=False)
         loss_d, loss_g, sep = gan_step(gan, gan.G, gan.D, opt_g, opt_d, x[idx], y[idx])
         if (s + 1) % a.every == 0 or s + 1 == a.steps:
-            gan.calibrate()
-            gan.G.eval()
-            fake = gan.generate(z_val, y_val).numpy()
-            gan.G.train()
-            feats = pixel_features(fake)
-            div = diversity_ratio(feats, val_features, val_labels, val_labels)
+            val_fd, div = generator_health(gan, z_val, y_val, val_features, val_labels)
             print(json.dumps({"step": s + 1, "d_loss": round(loss_d, 3), "g_loss": round(loss_g, 3),
-                              "d_separation": round(sep, 3), "pixel_fd": round(frechet_distance(val_features, feats), 1),
-                              "diversity": round(float(np.mean(list(div.values()))), 3),
+                              "d_separation": round(sep, 3), "pixel_fd": round(val_fd, 1),
+                              "diversity": round(float(np.mean(list(div.values()))), 3) if div else None,
                               "s": round(time.perf_counter() - start)}), flush=True)
 
 

@@ -79,6 +79,27 @@ def gan_step(gan, G, D, opt_g, opt_d, real, y, autocast=contextlib.nullcontext) 
     return float(loss_d.detach()), float(loss_g.detach()), sep
 
 
+def generator_health(gan, z, y, val_features: np.ndarray, val_labels: np.ndarray,
+                     autocast=contextlib.nullcontext) -> tuple[float, dict]:
+    """G's health against held-out real images: re-estimate G's batch-norm statistics, generate one
+    eval-mode image per (z, y) and return the pixel Fréchet distance to the real images (`val_fd`) and
+    the per-category diversity ratios (empty, and `val_fd` NaN, when G's output is not finite)."""
+    import torch
+
+    from raydemand.design.metrics import diversity_ratio, frechet_distance, pixel_features
+
+    was_training = gan.G.training
+    with torch.no_grad(), autocast():
+        gan.calibrate()
+        gan.G.eval()
+        fake = torch.cat([gan.generate(z[i:i + 256], y[i:i + 256]).float().cpu() for i in range(0, len(y), 256)])
+    gan.G.train(was_training)
+    features = pixel_features(fake)
+    if not np.isfinite(features).all():
+        return float("nan"), {}
+    return frechet_distance(val_features, features), diversity_ratio(features, val_features, val_labels, val_labels)
+
+
 def _loop(config: dict[str, Any]) -> None:
     """Ray Train worker loop: the same on every worker; each worker trains on its shard of the images."""
     import ray
@@ -86,7 +107,7 @@ def _loop(config: dict[str, Any]) -> None:
     import torch
     from tqdm import tqdm
 
-    from raydemand.design.metrics import diversity_ratio, frechet_distance, pixel_features
+    from raydemand.design.metrics import pixel_features
     from raydemand.design.models import gan_from_args
     from raydemand.training import Checkpointer, all_reduce_mean, worker
 
@@ -137,21 +158,12 @@ def _loop(config: dict[str, Any]) -> None:
                 break
         done = s + 1
         gan.set_progress(min(1.0, (epoch * steps + done) / total))
-        with torch.no_grad(), ctx.autocast():
-            gan.calibrate()
-        gan.G.eval()
-        with torch.no_grad(), ctx.autocast():
-            fake_val = torch.cat([gan.generate(z_val[i:i + 256], y_val[i:i + 256]).float().cpu()
-                                  for i in range(0, len(y_val), 256)])
-        fake_features = pixel_features(fake_val)
-        finite = bool(np.isfinite(fake_features).all())
-        val_fd = frechet_distance(val_features, fake_features) if finite else float("nan")
-        div = diversity_ratio(fake_features, val_features, val_labels, val_labels) if finite else {}
+        val_fd, div = generator_health(gan, z_val, y_val, val_features, val_labels, ctx.autocast)
         full_size = gan.full_grown()
         metrics = {k: v / done for k, v in sums.items()}
         metrics.update(val_fd=val_fd, diversity_mean=float(np.mean(list(div.values()))) if div else 0.0,
                        diversity_min=float(min(div.values())) if div else 0.0,
-                       resolution=float(fake_val.shape[-1] if not growing else 4 * 2 ** int(gan.G.stage)))
+                       resolution=float(gan.size if not growing else 4 * 2 ** int(gan.G.stage)))
         metrics = all_reduce_mean(metrics, weight=float(done))
         select = metrics["val_fd"] if full_size and np.isfinite(metrics["val_fd"]) else NOT_FULL_SIZE
         ckpt.report(epoch, {**metrics, SELECT_METRIC: select})
