@@ -37,6 +37,11 @@ class GANConfig(Config):
     # PGGAN: share of each growth stage spent fading in the new resolution (the rest is stable training).
     fade_fraction: float = Field(0.5, ge=0, le=1)
     mbstd_group: int = Field(4, ge=1)  # PGGAN: minibatch standard deviation group size
+    # Weight of the mode-seeking term (Mao et al. 2019, MSGAN) in G's loss: G is paid for making two
+    # images of one category differ in proportion to their noise vectors, which stops a class-conditional
+    # G from ignoring z and drawing one image per category. None: the GAN's default (DCGAN and D2GAN
+    # 1.0; PGGAN 0.0, its minibatch-stddev layer already keeps variety); 0 turns it off (the seed's GANs).
+    mode_seeking: float | None = Field(None, ge=0)
 
 
 class GANTrainConfig(Config):

@@ -22,6 +22,7 @@ class GAN(nn.Module):
     name: ClassVar[str]
     heads: ClassVar[int] = 1  # discriminator outputs per image (D2GAN: 2)
     default_width: ClassVar[int] = 64
+    default_mode_seeking: ClassVar[float] = 1.0
     G: nn.Module
     D: nn.Module
 
@@ -33,6 +34,8 @@ class GAN(nn.Module):
             raise InputError(f"{self.name}: n_classes must be >= 1, got {n_classes}")
         if cfg.width is None:
             cfg = cfg.model_copy(update={"width": self.default_width})
+        if cfg.mode_seeking is None:
+            cfg = cfg.model_copy(update={"mode_seeking": self.default_mode_seeking})
         self.cfg, self.n_classes, self.channels, self.size = cfg, n_classes, channels, size
 
     def args(self) -> dict[str, Any]:
@@ -64,6 +67,14 @@ class GAN(nn.Module):
 
     def g_loss(self, d_fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def mode_seeking_loss(self, fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """MSGAN's mode-seeking term for images (2h, C, H, W) made from noise z (2h, noise_dim) where
+        rows i and i + h share a category: the reciprocal of the mean ratio of image distance to noise
+        distance over the h pairs. It falls as G spreads one category's images apart."""
+        h = len(z) // 2
+        ratio = (fake[:h] - fake[h:2 * h]).abs().flatten(1).mean(1) / (z[:h] - z[h:2 * h]).abs().mean(1)  # (h,)
+        return 1.0 / (ratio.mean() + 1e-5)
 
     def realness(self, logits: torch.Tensor) -> torch.Tensor:
         """(N,) a score D raises for real images (for the divergence check)."""

@@ -122,6 +122,7 @@ class PGDiscriminator(_Progress):
 class PGGAN(GAN):
     name = "pggan"
     default_width = 16
+    default_mode_seeking = 0.0  # minibatch stddev in D already keeps variety
 
     def __init__(self, cfg: GANConfig, n_classes: int, channels: int, size: int = 64):
         super().__init__(cfg, n_classes, channels, size)

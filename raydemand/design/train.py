@@ -47,33 +47,40 @@ def split_validation(labels: np.ndarray, fraction: float, max_n: int, seed: int)
 
 def gan_step(gan, G, D, opt_g, opt_d, real, y, autocast=contextlib.nullcontext) -> tuple[float, float, float]:
     """One D update then one G update on a batch of real images (B, C, H, W) in [-1, 1] with labels
-    (B,). `G`/`D` are the (possibly DDP-wrapped) modules of `gan`. Returns the two losses and D's
-    real-vs-generated separation on this batch."""
+    (B,). `G`/`D` are the (possibly DDP-wrapped) modules of `gan`. Returns the two losses (G's without
+    the mode-seeking term) and D's real-vs-generated separation on this batch.
+
+    With `gan.cfg.mode_seeking` > 0, G draws the categories of the batch's first half twice (rows i and
+    i + B/2 share a category; batches are random, so the categories still follow the data) and adds
+    the weighted mode-seeking term to its loss."""
     import torch
 
     from raydemand.design.metrics import separation
 
-    z = torch.randn(len(y), gan.cfg.noise_dim, device=real.device)
+    weight = gan.cfg.mode_seeking or 0.0
+    y_fake = torch.cat([y[:len(y) // 2]] * 2) if weight > 0 and len(y) >= 2 else y
+    z = torch.randn(len(y_fake), gan.cfg.noise_dim, device=real.device)
     opt_d.zero_grad(set_to_none=True)
     # Real and generated images in separate D calls, each followed by its backward: batch-norm
     # statistics then never mix real and generated images (D could tell them apart by the batch,
     # and would judge G's batch in the G step by other statistics), and DDP sees one backward per forward.
     with autocast():
         real = gan.prepare_real(real)
-        fake = G(z, y)
+        fake = G(z, y_fake)
         d_real = D(real, y).float()  # (B, heads)
         loss_real = gan.d_loss_real(d_real)
     loss_real.backward()
     with autocast():
-        d_fake = D(fake.detach(), y).float()
+        d_fake = D(fake.detach(), y_fake).float()
         loss_fake = gan.d_loss_fake(d_fake)
     loss_fake.backward()
     opt_d.step()
     loss_d = loss_real.detach() + loss_fake.detach()
     with autocast():
-        loss_g = gan.g_loss(D(fake, y).float())
+        loss_g = gan.g_loss(D(fake, y_fake).float())
+        total_g = loss_g + weight * gan.mode_seeking_loss(fake.float(), z) if weight > 0 else loss_g
     opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
+    total_g.backward()
     opt_g.step()
     sep = separation(gan.realness(d_real).detach(), gan.realness(d_fake).detach())
     return float(loss_d.detach()), float(loss_g.detach()), sep
