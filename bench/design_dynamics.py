@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=800)
     p.add_argument("--every", type=int, default=100)
     p.add_argument("--width", type=int, default=16)
+    p.add_argument("--mode-seeking", type=float, default=None,
+                   help="weight of the mode-seeking term (default: the GAN's; 0: off)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--val-max", type=int, default=None, help="validation images at most (default: design train's)")
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     y = torch.from_numpy(images.labels[train])
     val_labels = images.labels[val]
     val_features = pixel_features(images.to_float(val))
-    gan = create_gan(a.gan, len(images.categories), images.channels, 64, width=a.width)
+    gan = create_gan(a.gan, len(images.categories), images.channels, 64, width=a.width, mode_seeking=a.mode_seeking)
     betas = (cfg.beta1, cfg.beta2)
     opt_g = torch.optim.Adam(gan.G.parameters(), lr=cfg.lr, betas=betas)
     opt_d = torch.optim.Adam(gan.D.parameters(), lr=cfg.lr, betas=betas)
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     y_val = torch.as_tensor(val_labels)
     rng = np.random.default_rng(a.seed)
     print(json.dumps({"gan": a.gan, "data": images.description, "train": int(len(train)), "val": int(len(val)),
-                      "width": a.width, "seed": a.seed}), flush=True)
+                      "width": a.width, "mode_seeking": gan.cfg.mode_seeking, "seed": a.seed}), flush=True)
     start = time.perf_counter()
     for s in range(a.steps):
         gan.set_progress(s / a.steps)

@@ -108,7 +108,7 @@ def test_only_a_fully_faded_in_pggan_can_be_chosen():
 
 
 def test_mode_seeking_defaults_and_loss():
-    assert create_gan("dcgan", 2, 1).cfg.mode_seeking == 1.0 and create_gan("d2gan", 2, 1).cfg.mode_seeking == 1.0
+    assert create_gan("dcgan", 2, 1).cfg.mode_seeking == 1.0 and create_gan("d2gan", 2, 1).cfg.mode_seeking == 0.02
     assert create_gan("pggan", 2, 1, width=4).cfg.mode_seeking == 0.0
     assert create_gan("dcgan", 2, 1, mode_seeking=0.0).cfg.mode_seeking == 0.0
     gan = create_gan("dcgan", 2, 1, size=16, width=8)
