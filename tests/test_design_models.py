@@ -9,7 +9,7 @@ import torch
 
 from raydemand.design.layers import EqualizedConv2d, MinibatchStdDev, PixelNorm, ProjectionHead
 from raydemand.design.models import create_gan, gan_from_args, list_gans
-from raydemand.design.train import gan_step
+from raydemand.design.train import gan_step, paired_labels
 from raydemand.errors import InputError
 
 GANS = list_gans()
@@ -116,6 +116,15 @@ def test_mode_seeking_defaults_and_loss():
     same = torch.zeros(4, 1, 16, 16)
     spread = torch.cat([torch.zeros(2, 1, 16, 16), torch.ones(2, 1, 16, 16)])  # pairs (0, 2), (1, 3) differ
     assert gan.mode_seeking_loss(spread, z) < 2 < 1e4 < gan.mode_seeking_loss(same, z)
+
+
+def test_paired_labels_share_a_category_and_follow_the_batch():
+    torch.manual_seed(0)
+    y = torch.tensor([0] * 64 + [1] * 64)  # a batch of a source stored category by category
+    paired = paired_labels(y)
+    assert paired.shape == (128,) and torch.equal(paired[:64], paired[64:])
+    assert 20 < int((paired[:64] == 0).sum()) < 44  # both categories, about as often as in the batch
+    assert paired_labels(torch.tensor([3, 5, 7])).shape == (2,)
 
 
 def _within_category_spread(gan, z, y):

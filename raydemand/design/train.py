@@ -45,20 +45,29 @@ def split_validation(labels: np.ndarray, fraction: float, max_n: int, seed: int)
     return np.setdiff1d(np.arange(len(labels)), val), val
 
 
+def paired_labels(y):
+    """Labels (2 * (B // 2),) for G: a random half of the batch's labels y (B,), twice, so rows i and
+    i + B // 2 share a category. Random, not the first half: a batch's indices are sorted, and a source
+    stored category by category would otherwise give G the first categories of every batch only."""
+    import torch
+
+    half = y[torch.randperm(len(y), device=y.device)[:len(y) // 2]]
+    return torch.cat([half, half])
+
+
 def gan_step(gan, G, D, opt_g, opt_d, real, y, autocast=contextlib.nullcontext) -> tuple[float, float, float]:
     """One D update then one G update on a batch of real images (B, C, H, W) in [-1, 1] with labels
     (B,). `G`/`D` are the (possibly DDP-wrapped) modules of `gan`. Returns the two losses (G's without
     the mode-seeking term) and D's real-vs-generated separation on this batch.
 
-    With `gan.cfg.mode_seeking` > 0, G draws the categories of the batch's first half twice (rows i and
-    i + B/2 share a category; batches are random, so the categories still follow the data) and adds
-    the weighted mode-seeking term to its loss."""
+    With `gan.cfg.mode_seeking` > 0, G draws the categories of a random half of the batch twice
+    (`paired_labels`) and adds the weighted mode-seeking term to its loss."""
     import torch
 
     from raydemand.design.metrics import separation
 
     weight = gan.cfg.mode_seeking or 0.0
-    y_fake = torch.cat([y[:len(y) // 2]] * 2) if weight > 0 and len(y) >= 2 else y
+    y_fake = paired_labels(y) if weight > 0 and len(y) >= 2 else y
     z = torch.randn(len(y_fake), gan.cfg.noise_dim, device=real.device)
     opt_d.zero_grad(set_to_none=True)
     # Real and generated images in separate D calls, each followed by its backward: batch-norm
