@@ -149,7 +149,7 @@ def test_mode_seeking_term_spreads_one_category_apart(weight):
         gan_step(gan, gan.G, gan.D, opt_g, opt_d, real, y)
     gain = _within_category_spread(gan, z_probe, y_probe) / before
     if weight:
-        assert gain > 1.3  # measured 1.52
+        assert gain > 1.3  # measured 1.50
     else:
         assert gain < 1.05  # measured 0.94: the adversarial loss alone pulls them together
 
