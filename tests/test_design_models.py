@@ -104,7 +104,8 @@ def test_only_a_fully_faded_in_pggan_can_be_chosen():
         gan.set_progress(fraction)
         grown[fraction] = gan.full_grown()
     assert grown == {0.5: False, 0.79: False, 0.8: False, 0.85: False, 0.9: True, 1.0: True}
-    assert create_gan("dcgan", n_classes=2, channels=1, width=4).full_grown()
+    dcgan = create_gan("dcgan", n_classes=2, channels=1, width=4)
+    assert dcgan.full_grown() and dcgan.resolution == 64
 
 
 def test_mode_seeking_defaults_and_loss():

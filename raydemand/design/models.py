@@ -46,6 +46,11 @@ class GAN(nn.Module):
     def set_progress(self, fraction: float) -> None:
         """Share of training done, in [0, 1]; only growing GANs use it."""
 
+    @property
+    def resolution(self) -> int:
+        """Side of the images G makes now (a growing GAN: its current stage's)."""
+        return self.size
+
     def full_grown(self) -> bool:
         """Whether G now makes full-size images with all its layers (a growing GAN: at its last stage,
         with the new layers fully faded in). Only such epochs can be chosen as the final checkpoint."""

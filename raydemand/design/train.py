@@ -66,7 +66,7 @@ def gan_step(gan, G, D, opt_g, opt_d, real, y, autocast=contextlib.nullcontext) 
 
     from raydemand.design.metrics import separation
 
-    weight = gan.cfg.mode_seeking or 0.0
+    weight = gan.cfg.mode_seeking  # resolved to the GAN's default when the config leaves it null
     y_fake = paired_labels(y) if weight > 0 and len(y) >= 2 else y
     z = torch.randn(len(y_fake), gan.cfg.noise_dim, device=real.device)
     opt_d.zero_grad(set_to_none=True)
@@ -179,7 +179,7 @@ def _loop(config: dict[str, Any]) -> None:
         metrics = {k: v / done for k, v in sums.items()}
         metrics.update(val_fd=val_fd, diversity_mean=float(np.mean(list(div.values()))) if div else 0.0,
                        diversity_min=float(min(div.values())) if div else 0.0,
-                       resolution=float(gan.size if not growing else 4 * 2 ** int(gan.G.stage)))
+                       resolution=float(gan.resolution))
         metrics = all_reduce_mean(metrics, weight=float(done))
         select = metrics["val_fd"] if full_size and np.isfinite(metrics["val_fd"]) else NOT_FULL_SIZE
         ckpt.report(epoch, {**metrics, SELECT_METRIC: select})
