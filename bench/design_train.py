@@ -1,5 +1,5 @@
 """GAN training throughput: images/s per GAN at the seed's settings (64x64, batch 128, noise 100,
-Adam 2e-4), on CPU and, where a GPU exists, on the GPU with bf16 autocast.
+Adam at the GAN's default learning rate), on CPU and, where a GPU exists, on the GPU with bf16 autocast.
 
 Each timed step is the real training step (`raydemand.design.train.gan_step`: D on a real batch,
 D on a generated batch, G through D), on random images, after `--warmup` untimed steps; the best
@@ -41,8 +41,8 @@ def bench_one(name: str, overrides: dict, device: str, batch: int, steps: int, w
     torch.manual_seed(0)
     gan = create_gan(name, n_classes=10, channels=1, size=64, **overrides).to(device)
     gan.set_progress(1.0)
-    opt_g = torch.optim.Adam(gan.G.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(gan.D.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(gan.G.parameters(), gan.default_lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(gan.D.parameters(), gan.default_lr, betas=(0.5, 0.999))
     real = torch.rand(batch, 1, 64, 64, device=device) * 2 - 1
     y = torch.randint(0, 10, (batch,), device=device)
     bf16 = device == "cuda"

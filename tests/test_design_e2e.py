@@ -34,7 +34,7 @@ def test_gan_run_directory(gan_run):
     names = {p.name for p in gan_run.iterdir()}
     assert {"config.yaml", "model.pt", "metrics.json", "samples.png", "ray_train"} <= names
     record = json.loads((gan_run / "metrics.json").read_text())
-    assert [h["epoch"] for h in record["history"]] == [0, 1] and record["seed"] == 3
+    assert [h["epoch"] for h in record["history"]] == [0, 1] and record["seed"] == 3 and record["lr"] == 2e-4
     assert record["chosen_epoch"] in (0, 1) and record["select_metric"] == "val_fd_select"
     assert record["train_images"] + record["val_images"] == 120
     for key in ("d_loss", "g_loss", "val_fd", "diversity_min", "d_separation"):

@@ -9,7 +9,8 @@ import torch
 
 from raydemand.design.layers import EqualizedConv2d, MinibatchStdDev, PixelNorm, ProjectionHead
 from raydemand.design.models import create_gan, gan_from_args, list_gans
-from raydemand.design.train import gan_step, paired_labels
+from raydemand.design.config import GANTrainConfig
+from raydemand.design.train import gan_step, learning_rate, paired_labels
 from raydemand.errors import InputError
 
 GANS = list_gans()
@@ -153,6 +154,39 @@ def test_mode_seeking_term_spreads_one_category_apart(weight):
         assert gain > 1.3  # measured 1.50
     else:
         assert gain < 1.05  # measured 0.94: the adversarial loss alone pulls them together
+
+
+def test_pggan_output_stays_in_the_pixel_range_and_old_files_keep_a_linear_one():
+    """The linear output of the paper overshot [-1, 1] on white-background colour images (99% of red
+    pixels above 1 after 20 epochs on the VISUELLE layout) and D told fakes by that alone."""
+    torch.manual_seed(0)
+    gan = create_gan("pggan", n_classes=2, channels=3, size=16, width=8, max_width=16)
+    assert gan.cfg.pggan_tanh
+    with torch.no_grad():
+        for conv in gan.G.to_rgb:
+            conv.weight.mul_(50)  # push the pre-activation far outside [-1, 1]
+    for fraction in [0.3, 0.8, 1.0]:  # mid-stage, mid-fade, full size
+        gan.set_progress(fraction)
+        x = gan.G(torch.randn(8, 100), torch.tensor([0, 1] * 4))
+        assert x.abs().max() <= 1 and x.abs().max() > 0.99
+    old = gan.args()
+    del old["pggan_tanh"]  # a model.pt written before the key
+    linear = gan_from_args(old)
+    linear.G.load_state_dict(gan.G.state_dict())
+    assert not linear.cfg.pggan_tanh and linear.G(torch.randn(8, 100), torch.tensor([0, 1] * 4)).abs().max() > 1
+
+
+def test_learning_rate_is_the_seeds_except_for_pggan():
+    """PGGAN's equalised-learning-rate weights are stored at N(0, 1): at the seed's 2e-4 one Adam step
+    moves them ~50x less, relative to their size, than DCGAN's N(0, 0.02) weights; its default is the
+    paper's 1e-3. An explicit `lr` holds for every GAN."""
+    pggan, dcgan, d2gan = (create_gan(n, 2, 1, width=4) for n in ("pggan", "dcgan", "d2gan"))
+    assert learning_rate(GANTrainConfig(), pggan) == 1e-3
+    assert learning_rate(GANTrainConfig(), dcgan) == learning_rate(GANTrainConfig(), d2gan) == 2e-4
+    assert learning_rate(GANTrainConfig(lr=5e-4), pggan) == 5e-4
+    conv = next(m for m in pggan.G.modules() if isinstance(m, EqualizedConv2d))
+    dc_conv = next(m for m in dcgan.G.modules() if isinstance(m, torch.nn.ConvTranspose2d))
+    assert conv.weight.std() > 0.5 and dc_conv.weight.std() < 0.05  # what an Adam step is relative to
 
 
 def test_dcgan_calibrate_gives_eval_mode_statistics_of_current_weights():

@@ -1,6 +1,7 @@
 """Configs of the design family: image sources, the three GANs, GAN training and the preference scorer.
 
-Defaults are the seed's settings (batch 128, noise 100, lr 2e-4, 10 epochs, Adam beta1 0.5, 64x64).
+Defaults are the seed's settings (batch 128, noise 100, lr 2e-4, 10 epochs, Adam beta1 0.5, 64x64);
+PGGAN's learning rate is its paper's 1e-3 (see `GANTrainConfig.lr`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class GANConfig(Config):
     # PGGAN: share of each growth stage spent fading in the new resolution (the rest is stable training).
     fade_fraction: float = Field(0.5, ge=0, le=1)
     mbstd_group: int = Field(4, ge=1)  # PGGAN: minibatch standard deviation group size
+    # PGGAN: tanh on G's output, as DCGAN has. The paper's output is linear; then G can overshoot the
+    # [-1, 1] pixel range (white backgrounds sit at its edge), D tells fakes by out-of-range values alone
+    # and users see clipped colours. False: the paper's linear output (model.pt files from before this key).
+    pggan_tanh: bool = True
     # Weight of the mode-seeking term (Mao et al. 2019, MSGAN) in G's loss: G is paid for making two
     # images of one category differ in proportion to their noise vectors, which stops a class-conditional
     # G from ignoring z and drawing one image per category. None: the GAN's default (DCGAN 1.0, D2GAN
@@ -51,7 +56,10 @@ class GANTrainConfig(Config):
     images: ImageSourceConfig = ImageSourceConfig()
     epochs: int = Field(10, ge=1)  # the seed: 10
     batch_size: int = Field(128, ge=2)  # the seed: 128 (per worker)
-    lr: float = Field(2e-4, gt=0)  # the seed: 2e-4, for G and D
+    # G's and D's learning rate. None: the GAN's default, the seed's 2e-4 for DCGAN and D2GAN and the
+    # paper's 1e-3 for PGGAN: its equalised-learning-rate weights are stored at N(0, 1) and Adam's step
+    # is about lr per weight, so at 2e-4 they move ~50x slower, relative to their size, than DCGAN's N(0, 0.02).
+    lr: float | None = Field(None, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)  # Adam beta1 (DCGAN's 0.5)
     beta2: float = Field(0.999, ge=0, lt=1)
     # Real images held out from GAN training, used only to pick the checkpoint (val_fd) and watch health.

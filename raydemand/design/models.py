@@ -23,6 +23,7 @@ class GAN(nn.Module):
     heads: ClassVar[int] = 1  # discriminator outputs per image (D2GAN: 2)
     default_width: ClassVar[int] = 64
     default_mode_seeking: ClassVar[float] = 1.0
+    default_lr: ClassVar[float] = 2e-4  # design train's learning rate when its config leaves `lr` null
     G: nn.Module
     D: nn.Module
 
@@ -158,5 +159,7 @@ def create_gan(name: str, n_classes: int, channels: int, size: int = 64, **overr
 def gan_from_args(args: dict[str, Any]) -> GAN:
     """Rebuild a GAN from `GAN.args()` (as saved in model.pt)."""
     args = dict(args)
+    if args["name"] == "pggan":
+        args.setdefault("pggan_tanh", False)  # model.pt files from before the key had a linear output
     return create_gan(args.pop("name"), args.pop("n_classes"), args.pop("channels"), args.pop("size"), **args)
 

@@ -59,6 +59,7 @@ class PGGenerator(_Progress):
         self.to_rgb = nn.ModuleList(EqualizedConv2d(c, channels, 1) for c in ch)
         for conv in self.to_rgb:
             conv.scale /= math.sqrt(2)  # gain 1: to_rgb is linear
+        self.tanh = cfg.pggan_tanh
 
     def _act(self, x: torch.Tensor) -> torch.Tensor:
         return self.pixel_norm(F.leaky_relu(x, 0.2))
@@ -78,7 +79,7 @@ class PGGenerator(_Progress):
         if stage > 0 and alpha < 1:  # fade in: blend with the upsampled output of the previous stage
             skip = F.interpolate(self.to_rgb[stage - 1](prev), scale_factor=2, mode="nearest")
             out = torch.lerp(skip, out, alpha)
-        return out
+        return torch.tanh(out) if self.tanh else out
 
 
 class PGDiscriminator(_Progress):
@@ -123,6 +124,7 @@ class PGGAN(GAN):
     name = "pggan"
     default_width = 16
     default_mode_seeking = 0.0  # minibatch stddev in D already keeps variety
+    default_lr = 1e-3  # the paper's; with equalised learning rate the seed's 2e-4 barely moves the weights
 
     def __init__(self, cfg: GANConfig, n_classes: int, channels: int, size: int = 64):
         super().__init__(cfg, n_classes, channels, size)

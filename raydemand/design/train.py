@@ -55,6 +55,11 @@ def paired_labels(y):
     return torch.cat([half, half])
 
 
+def learning_rate(cfg: GANTrainConfig, gan) -> float:
+    """G's and D's learning rate: `cfg.lr`, or the GAN's default when it is null."""
+    return cfg.lr if cfg.lr is not None else gan.default_lr
+
+
 def gan_step(gan, G, D, opt_g, opt_d, real, y, autocast=contextlib.nullcontext) -> tuple[float, float, float]:
     """One D update then one G update on a batch of real images (B, C, H, W) in [-1, 1] with labels
     (B,). `G`/`D` are the (possibly DDP-wrapped) modules of `gan`. Returns the two losses (G's without
@@ -136,8 +141,9 @@ def _loop(config: dict[str, Any]) -> None:
     G = ray.train.torch.prepare_model(gan.G, parallel_strategy_kwargs={"find_unused_parameters": growing})
     D = ray.train.torch.prepare_model(gan.D, parallel_strategy_kwargs={"find_unused_parameters": growing})
     betas = (cfg.beta1, cfg.beta2)
-    opt_g = torch.optim.Adam(gan.G.parameters(), lr=cfg.lr, betas=betas)
-    opt_d = torch.optim.Adam(gan.D.parameters(), lr=cfg.lr, betas=betas)
+    lr = learning_rate(cfg, gan)
+    opt_g = torch.optim.Adam(gan.G.parameters(), lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(gan.D.parameters(), lr=lr, betas=betas)
     ckpt = Checkpointer(modules={"G": gan.G, "D": gan.D}, optimizers={"G": opt_g, "D": opt_d})
     state = ckpt.restore()
 
@@ -239,8 +245,8 @@ def train(cfg: GANTrainConfig, out: str | Path, *, overwrite: bool = False, imag
             logger.warning("%s: %s at epochs %s (see %s)", gan.name, kind.replace("_epochs", "").replace("_", " "),
                            epochs, out / METRICS_FILE)
     record = {
-        "gan": gan.name, "seed": cfg.seed, "data": images.description, "categories": images.categories,
-        "train_images": int(len(train_idx)), "val_images": int(len(val_idx)),
+        "gan": gan.name, "seed": cfg.seed, "lr": learning_rate(cfg, gan), "data": images.description,
+        "categories": images.categories, "train_images": int(len(train_idx)), "val_images": int(len(val_idx)),
         "chosen_epoch": int(best["epoch"]), "select_metric": SELECT_METRIC, "best": best,
         "history": result.history, **flags,
     }
