@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from raydemand.design.config import GANTrainConfig
 from raydemand.design.layers import EqualizedConv2d, MinibatchStdDev, PixelNorm, ProjectionHead
 from raydemand.design.models import create_gan, gan_from_args, list_gans
-from raydemand.design.config import GANTrainConfig
 from raydemand.design.train import gan_step, learning_rate, paired_labels
 from raydemand.errors import InputError
 
