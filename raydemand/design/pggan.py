@@ -2,7 +2,8 @@
 -> 64), each new resolution faded in linearly over `fade_fraction` of its stage; pixel norm in G,
 minibatch standard deviation in D, equalised learning rate everywhere. Training is split into equal
 stages by progress (share of all steps), so the schedule follows any epoch budget. Loss: the
-non-saturating logistic loss with PGGAN's small drift penalty on D(real)."""
+non-saturating logistic loss with PGGAN's small drift penalty on D(real). G's output goes through
+tanh (`pggan_tanh`; the paper's is linear) and the default learning rate is the paper's 1e-3."""
 
 from __future__ import annotations
 
