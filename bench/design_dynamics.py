@@ -52,9 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     # design train's optimiser settings and validation split, and its model settings
-    cfg = with_overrides(GANTrainConfig(), [f"model.gan={a.gan}", f"model.width={a.width}", *a.set])
-    if a.mode_seeking is not None:
-        cfg = with_overrides(cfg, [f"model.mode_seeking={a.mode_seeking}"])
+    mode_seeking = [] if a.mode_seeking is None else [f"model.mode_seeking={a.mode_seeking}"]
+    cfg = with_overrides(GANTrainConfig(), [f"model.gan={a.gan}", f"model.width={a.width}", *mode_seeking, *a.set])
     images = load_images(ImageSourceConfig(source=a.images, limit=a.limit))
     train, val = split_validation(images.labels, cfg.val_fraction, a.val_max or cfg.val_max, a.seed)
     x = torch.from_numpy(images.to_float(train))  # (N, C, H, W) in [-1, 1]

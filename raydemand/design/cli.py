@@ -92,7 +92,8 @@ def _common(p: argparse.ArgumentParser, *, training: bool) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a class-conditional GAN (dcgan, pggan, d2gan) with Ray Train",
                        description="Train one class-conditional GAN at 64x64 (the seed's settings by default: "
-                                   "batch 128, noise 100, lr 2e-4 (PGGAN: 1e-3), Adam beta1 0.5, 10 epochs) with Ray Train. "
+                                   "batch 128, noise 100, lr 2e-4 (PGGAN: 1e-3), Adam beta1 0.5, 10 epochs) "
+                                   "with Ray Train. "
                                    "RUN_DIR gets config.yaml, model.pt, metrics.json (losses, diversity, mode "
                                    "collapse and divergence flags per epoch) and samples.png; running again on an "
                                    "unfinished RUN_DIR resumes from its latest checkpoint.")

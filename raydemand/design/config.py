@@ -45,7 +45,8 @@ class GANConfig(Config):
     # Weight of the mode-seeking term (Mao et al. 2019, MSGAN) in G's loss: G is paid for making two
     # images of one category differ in proportion to their noise vectors, which stops a class-conditional
     # G from ignoring z and drawing one image per category. None: the GAN's default (DCGAN 1.0, D2GAN
-    # 0.02, PGGAN 0.0: its minibatch-stddev layer already keeps variety); 0 turns it off (the seed's GANs).
+    # 0.02, PGGAN 0.0: it has minibatch stddev, and the term raised its pixel FD on the colour-layout
+    # probe, docs/BENCHMARKS.md run 4); 0 turns it off (the seed's GANs).
     mode_seeking: float | None = Field(None, ge=0)
 
 
