@@ -28,7 +28,6 @@ from pydantic import Field
 from raydemand.config import Config
 
 STATE_FILE = "state.pt"
-STORAGE_NAME = "ray_train"
 
 
 class TrainConfig(Config):
@@ -206,52 +205,6 @@ def load_state(folder: str | Path) -> dict[str, Any]:
     return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
 
 
-def start_run_dir(run_dir: str | Path, marker: str, *, overwrite: bool = False, config: Config | None = None,
-                  may_change: tuple[str, ...] = ("epochs", "train")) -> Path:
-    """Create RUN_DIR for a run. A folder whose `marker` file (the finished model) exists is a finished
-    run: refused unless `overwrite`, which deletes it. A folder with Ray Train checkpoints but no
-    marker is an unfinished run and is kept, so training resumes from them; given `config`, it must
-    then be the one the run started with (its config.yaml), except the keys in `may_change`."""
-    import shutil
-
-    import yaml
-
-    from raydemand.errors import InputError
-
-    run_dir = Path(run_dir)
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    if (run_dir / marker).exists():
-        raise FileExistsError(f"{run_dir}: already holds a finished run (pass --overwrite to replace it)")
-    saved = run_dir / "config.yaml"
-    if config is not None and (run_dir / STORAGE_NAME).exists() and saved.is_file():
-        before = yaml.safe_load(saved.read_text()) or {}
-        now = config.model_dump(mode="json")
-        changed = [k for k in now if k not in may_change and before.get(k) != now[k]]
-        if changed:
-            raise InputError(f"{run_dir}: holds an unfinished run started with other settings ({', '.join(changed)} "
-                             f"differ from {saved}); pass --overwrite to start over, or the same config to resume")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def load_model_file(run_dir: str | Path, name: str, kind: str, what: str, hint: str) -> dict[str, Any]:
-    """Load RUN_DIR/`name` (weights only) and check that it holds a model of `kind`; `what` names
-    the kind for people and `hint` says which command makes one."""
-    import torch
-
-    from raydemand.errors import InputError
-
-    path = Path(run_dir) / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a {what} run directory (no {name}; train one with `{hint}`)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("kind") != kind:
-        raise InputError(f"{path}: holds a {state.get('kind')!r} model, not a {what}")
-    return state
-
-
-
 # ---------------------------------------------------------------------------------------------
 # Driver side
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +235,7 @@ def fit(
     from ray.train.torch import TorchTrainer
 
     from raydemand.ray_utils import gpu_available
+    from raydemand.runs import STORAGE_NAME, storage_dir
 
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -312,4 +266,4 @@ def fit(
     best_dir = Path(best.path)
     best_metrics = load_state(best_dir)["history"][-1]
     return FitResult(metrics=dict(result.metrics or {}), history=history, best_checkpoint_dir=best_dir,
-                     best_metrics=best_metrics, storage=run_dir / STORAGE_NAME)
+                     best_metrics=best_metrics, storage=storage_dir(run_dir))

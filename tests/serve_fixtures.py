@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from raydemand import runs
+
 CATEGORIES = ["coat", "dress", "shirt"]
 COLORS = ["black", "red", "blue", "white"]
 FABRICS = ["cotton", "wool", "denim"]
@@ -23,7 +25,7 @@ def forecast_run(out: Path, n: int = 60, seed: int = 0) -> Path:
     from raydemand.forecast.base import create_forecaster
     from raydemand.forecast.config import DataConfig, ForecastConfig, ModelConfig
     from raydemand.forecast.data import prepare_rows
-    from raydemand.forecast.run import MODEL_FILE, TrainingData, save_model
+    from raydemand.forecast.run import TrainingData, save_model
     from raydemand.forecast.train import build_model
 
     rng = np.random.default_rng(seed)
@@ -45,10 +47,9 @@ def forecast_run(out: Path, n: int = 60, seed: int = 0) -> Path:
     pool = prepare_rows(df, embedded, attrs, scale)
     forecaster = create_forecaster("crossattnrnn", cfg)
     forecaster.dims, forecaster.model = dims, build_model(cfg, dims)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.yaml")
-    save_model(out / MODEL_FILE, cfg, forecaster, TrainingData(pool, pool, pool, scale, 1.0, attrs))
-    return out
+    runs.start_run(out, cfg)
+    save_model(out, cfg, forecaster, TrainingData(pool, pool, pool, scale, 1.0, attrs))
+    return runs.finish_run(out, {})
 
 
 def basket_run(out: Path, n_products: int = 30) -> Path:
@@ -60,35 +61,35 @@ def basket_run(out: Path, n_products: int = 30) -> Path:
     cfg = BasketConfig(model="topfreq")
     popularity = np.linspace(0.5, 0.01, n_products)
     vocab = Vocab(np.arange(100, 100 + n_products, dtype=np.int64), popularity)
-    out.mkdir(parents=True, exist_ok=True)
+    runs.start_run(out, cfg)
     save_model(out, create_predictor(cfg, vocab), threshold=0.2)
-    return out
+    return runs.finish_run(out, {})
 
 
 def scorer_run(out: Path, size: int = 32) -> Path:
     """An untrained resnet18 preference scorer over CATEGORIES, as `train-scorer` writes it."""
-    import torch
+    from raydemand.design.config import ScorerConfig
+    from raydemand.design.scorer import build_model
 
-    from raydemand.design.scorer import MODEL_FILE, build_model
-
+    cfg = ScorerConfig(arch="resnet18")
     model = build_model("resnet18", len(CATEGORIES))
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"kind": "scorer", "arch": "resnet18", "size": size, "categories": CATEGORIES,
-                "state_dict": model.state_dict(), "epoch": 0}, out / MODEL_FILE)
-    return out
+    runs.start_run(out, cfg)
+    runs.write_model(out, "scorer", cfg, {"arch": "resnet18", "size": size, "categories": CATEGORIES,
+                                          "state_dict": model.state_dict(), "epoch": 0})
+    return runs.finish_run(out, {})
 
 
 def gan_run(out: Path) -> Path:
     """An untrained 32x32 greyscale DCGAN over CATEGORIES, as `design train` writes it."""
-    import torch
-
+    from raydemand.design.config import GANTrainConfig
     from raydemand.design.models import create_gan
 
+    cfg = GANTrainConfig()
     gan = create_gan("dcgan", n_classes=len(CATEGORIES), channels=1, size=32)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"kind": "gan", "args": gan.args(), "G": gan.G.state_dict(), "categories": CATEGORIES, "epoch": 0},
-               out / "model.pt")
-    return out
+    runs.start_run(out, cfg)
+    runs.write_model(out, "gan", cfg, {"args": gan.args(), "G": gan.G.state_dict(), "categories": CATEGORIES,
+                                       "epoch": 0})
+    return runs.finish_run(out, {})
 
 
 def png_b64(side: int = 48, seed: int = 0, mode: str = "RGB") -> str:

@@ -7,7 +7,6 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from raydemand.cli import main
 
@@ -24,8 +23,10 @@ def cnngru_run(ray_session, instacart_dir, tmp_path_factory):
 
 
 def test_train_writes_a_self_contained_run(cnngru_run):
-    content = torch.load(cnngru_run / "model.pt", weights_only=True)
-    assert content["model"] == "cnngru" and 0 < content["threshold"] < 1
+    from raydemand.runs import read_model
+
+    model = read_model(cnngru_run, "basket")
+    assert model.state["model"] == "cnngru" and 0 < model.state["threshold"] < 1 and model.config["seed"] == 3
     metrics = json.loads((cnngru_run / "metrics.json").read_text())
     assert metrics["seed"] == 3 and len(metrics["history"]) == 2
     assert metrics["chosen_epoch"] in (0, 1)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from raydemand.runs import read_model
 
 from raydemand.cli import main
 from raydemand.design import load_run
@@ -32,7 +32,7 @@ def scorer_run(ray_session, visuelle2_dir, tmp_path_factory):
 
 def test_gan_run_directory(gan_run):
     names = {p.name for p in gan_run.iterdir()}
-    assert {"config.yaml", "model.pt", "metrics.json", "samples.png", "ray_train"} <= names
+    assert {"config.yaml", "model.pt", "metrics.json", "samples.png", "ray_train", "COMPLETE"} <= names
     record = json.loads((gan_run / "metrics.json").read_text())
     assert [h["epoch"] for h in record["history"]] == [0, 1] and record["seed"] == 3 and record["lr"] == 2e-4
     assert record["chosen_epoch"] in (0, 1) and record["select_metric"] == "val_fd_select"
@@ -40,8 +40,8 @@ def test_gan_run_directory(gan_run):
     for key in ("d_loss", "g_loss", "val_fd", "diversity_min", "d_separation"):
         assert np.isfinite(record["history"][-1][key])
     assert set(record) >= {"mode_collapse_epochs", "divergence_epochs"}
-    state = torch.load(gan_run / "model.pt", weights_only=True)
-    assert state["kind"] == "gan" and state["args"]["name"] == "dcgan"
+    model = read_model(gan_run)
+    assert model.family == "gan" and model.state["args"]["name"] == "dcgan" and model.config["seed"] == 3
     run = load_run(gan_run)  # what Serve uses: no Ray
     images, labels = run.predict(3, "bag", seed=1)
     assert images.shape == (3, 16, 16, 3) and set(labels) == {run.categories.index("bag")}
@@ -52,7 +52,7 @@ def test_existing_run_is_an_error_and_unfinished_run_resumes(gan_run, capsys):
     assert main(["design", "train", "--gan", "dcgan", "--images", "fashion-mnist", "--out", str(gan_run)]) == 2
     assert "already holds a finished run" in capsys.readouterr().err
     before = json.loads((gan_run / "metrics.json").read_text())["history"]
-    (gan_run / "model.pt").unlink()  # an interrupted run: Ray's checkpoints but no final model
+    (gan_run / "COMPLETE").unlink()  # an interrupted run: Ray's checkpoints, no completion marker
     cfg_args = ["--config", str(gan_run / "config.yaml"), "--epochs", "3"]
     assert main(["design", "train", "--out", str(gan_run), *cfg_args]) == 0
     after = json.loads((gan_run / "metrics.json").read_text())["history"]

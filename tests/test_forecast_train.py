@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import ray.train
-import torch
+from raydemand.runs import read_model
 
 from raydemand.cli import main
 from raydemand.forecast.config import ForecastConfig
@@ -57,15 +57,15 @@ def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_pa
     names = [json.loads(line) for line in reports.read_text().splitlines()]
     assert len(names) == 1 and {"val_loss", "val_wape", "val_mae", "val_mse", "train_loss", "epoch"} <= set(names[0])
     # An interrupted run: the checkpoints are there, the final files are not. Training again resumes.
-    (run_dir / "model.pt").unlink()
+    (run_dir / "COMPLETE").unlink()
     (run_dir / "metrics.json").unlink()
     second = train(tiny(), visuelle2_dir, run_dir, cache_dir=cache)
     assert [h["epoch"] for h in second["history"]] == [0, 1]
     assert second["history"][0]["val_loss"] == first["history"][0]["val_loss"]
     assert second["chosen_epoch"] in (0, 1)
     assert second["chosen_epoch"] == int(np.argmin([h["val_loss"] for h in second["history"]]))
-    state = torch.load(run_dir / "model.pt", weights_only=True)
-    assert state["forecaster"] == "crossattnrnn" and "pool" in state
+    model = read_model(run_dir, "forecast")
+    assert model.state["forecaster"] == "crossattnrnn" and "pool" in model.state and model.config["epochs"] == 2
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["seed"] == 0 and metrics["rows"]["val"] > 0
     assert (run_dir / "config.yaml").is_file()
@@ -140,7 +140,7 @@ def test_baseline_runs_share_the_interface(ray_session, visuelle2_dir, cache, tm
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["forecast", "predict", "--checkpoint", str(tmp_path), "--products", "x.csv",
                  "--out", str(tmp_path / "p.csv")]) == 2
-    assert "not a forecast run directory" in capsys.readouterr().err
+    assert "pass a forecast run directory" in capsys.readouterr().err
     assert main(["forecast", "train", "--train", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r"),
                  "--set", "loss.mea=1"]) == 2
     assert "loss.mea" in capsys.readouterr().err

@@ -76,23 +76,3 @@ def test_fit_two_workers_checkpoints_every_epoch_and_resumes(ray_session, tmp_pa
     assert 2.0 < weight < 3.05  # 20 SGD steps from ~0 towards 3
     # One best + the latest, not one folder per epoch.
     assert len(list(second.storage.glob("epoch_*"))) <= 2
-
-
-def test_start_run_dir_refuses_finished_runs_and_resumes_only_the_same_settings(tmp_path):
-    from raydemand.design.config import GANTrainConfig
-    from raydemand.errors import InputError
-    from raydemand.training import start_run_dir
-
-    out = tmp_path / "run"
-    (out / "ray_train").mkdir(parents=True)
-    GANTrainConfig().save(out / "config.yaml")
-    start_run_dir(out, "model.pt", config=GANTrainConfig(epochs=20))  # more epochs: resumable
-    wider = GANTrainConfig.model_validate({"model": {"width": 8}})
-    with pytest.raises(InputError, match=r"other settings \(model differ"):
-        start_run_dir(out, "model.pt", config=wider)
-    start_run_dir(out, "model.pt", config=wider, overwrite=True)
-    assert out.is_dir() and not any(out.iterdir())  # started over
-    (out / "model.pt").write_bytes(b"x")
-    with pytest.raises(FileExistsError, match="already holds a finished run"):
-        start_run_dir(out, "model.pt")
-

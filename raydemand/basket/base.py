@@ -3,9 +3,8 @@ their registry, and the run directory's model file.
 
 A method is fitted on training users' windows, picks what it picks on validation users, and then
 scores encoded windows (`data.encode`): (B, P) probabilities, -inf for products it does not
-recommend. Everything it needs to score again goes into `state()`, which `model.pt` stores next to
-the catalogue, the config and the threshold chosen on validation users; `model.pt` loads with
-`torch.load(weights_only=True)`.
+recommend. Everything it needs to score again goes into `state()`, which the run's model.pt
+(`raydemand.runs`) stores next to the catalogue, the config and the threshold chosen on validation users.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import pandas as pd
 from raydemand.basket.config import BasketConfig
 from raydemand.basket.data import Vocab
 
-MODEL_FILE = "model.pt"
 PREDICTORS: dict[str, type["BasketPredictor"]] = {}
 
 
@@ -109,15 +107,11 @@ def _load_predictors() -> None:
 
 
 def save_model(run_dir: Path, predictor: BasketPredictor, threshold: float) -> Path:
-    import torch
+    from raydemand import runs
 
-    from raydemand.io import atomic_path
-
-    content = {"model": predictor.name, "config": predictor.cfg.model_dump(mode="json"),
-               "vocab": predictor.vocab.state(), "threshold": float(threshold), "state": predictor.state()}
-    with atomic_path(run_dir / MODEL_FILE) as tmp:
-        torch.save(content, tmp)
-    return run_dir / MODEL_FILE
+    state = {"model": predictor.name, "vocab": predictor.vocab.state(), "threshold": float(threshold),
+             "state": predictor.state()}
+    return runs.write_model(run_dir, "basket", predictor.cfg, state)
 
 
 @dataclass
@@ -143,17 +137,12 @@ class LoadedRun:
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Load a `basket train` run directory (model.pt) for predict / evaluate / serve."""
-    import torch
-
-    from raydemand.errors import InputError
+    from raydemand.runs import read_model
 
     run_dir = Path(run_dir)
-    path = run_dir / MODEL_FILE
-    if not path.exists():
-        raise InputError(f"{run_dir}: not a finished basket run (no {MODEL_FILE}; train with `raydemand basket "
-                         "train --out DIR`)")
-    content = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = BasketConfig.model_validate(content["config"])
+    model = read_model(run_dir, "basket")
+    content = model.state
+    cfg = BasketConfig.model_validate(model.config)
     vocab = Vocab.from_state(content["vocab"])
     predictor = create_predictor(cfg, vocab)
     predictor.load_state(content["state"])

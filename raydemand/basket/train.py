@@ -11,7 +11,6 @@ lines as Parquet, which the Ray Data windows stage reads).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raydemand.basket.base import MODEL_FILE, TrainData, create_predictor, save_model
+from raydemand import runs
+from raydemand.basket.base import TrainData, create_predictor, save_model
 from raydemand.basket.config import BasketConfig
 from raydemand.basket.data import build_vocab, encode, iter_windows, restrict, user_split, write_lines
 from raydemand.basket.metrics import all_metrics, best_threshold, threshold_curve
 from raydemand.errors import InputError
-from raydemand.io import atomic_write
-from raydemand.training import start_run_dir
 
 
 def split_lines(lines: pd.DataFrame, cfg: BasketConfig) -> np.ndarray:
@@ -105,13 +103,12 @@ def train(cfg: BasketConfig, orders, run_dir: str | Path, *, overwrite: bool = F
 
     from raydemand.ray_utils import init_ray
 
-    run_dir = start_run_dir(run_dir, MODEL_FILE, overwrite=overwrite, config=cfg)
+    run_dir = runs.start_run(run_dir, cfg, overwrite=overwrite)
     start = time.perf_counter()
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     init_ray(address=address)
     data, vocab, summary = prepare(cfg, orders, run_dir / "work")
-    cfg.save(run_dir / "config.yaml")
     predictor = create_predictor(cfg, vocab)
     fitted = predictor.fit(data, run_dir, callbacks)
 
@@ -124,7 +121,6 @@ def train(cfg: BasketConfig, orders, run_dir: str | Path, *, overwrite: bool = F
     metrics = {"model": name, "seed": cfg.seed, "split_seed": cfg.data.split_seed, "data": summary,
                "threshold": threshold, "val": val, "val_threshold_curve": curve, **fitted,
                "seconds": round(time.perf_counter() - start, 1)}
-    with atomic_write(run_dir / "metrics.json", "w") as f:
-        json.dump(metrics, f, indent=2, default=float)
     _plot_threshold(curve, run_dir / "val_threshold.png", f"{name}: validation users, threshold {threshold}")
+    runs.finish_run(run_dir, metrics)
     return metrics

@@ -9,20 +9,16 @@ def load_run(run_dir: str | Path, device: str = "cpu"):
     """A trained design run, recognised from its model.pt: a `GANRun` (`predict(n, category, seed)` ->
     uint8 images, labels) or a `ScorerRun` (`predict(images)` -> category probabilities, features).
     Needs no Ray; for in-process serving."""
-    import torch
-
     from raydemand.errors import InputError
+    from raydemand.runs import needs, run_family
 
-    path = Path(run_dir) / "model.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a design run directory (no model.pt)")
-    kind = torch.load(path, map_location="cpu", weights_only=True).get("kind")
-    if kind == "gan":
+    family = run_family(run_dir)
+    if family == "gan":
         from raydemand.design.generate import GANRun
 
         return GANRun(run_dir, device)
-    if kind == "scorer":
+    if family == "scorer":
         from raydemand.design.scorer import ScorerRun
 
         return ScorerRun(run_dir, device)
-    raise InputError(f"{path}: not a design model (kind {kind!r})")
+    raise InputError(f"{run_dir}: holds a {family} run, not {needs('gan')} or {needs('scorer')}")

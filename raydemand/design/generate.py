@@ -13,17 +13,15 @@ import numpy as np
 from raydemand.errors import InputError
 from raydemand.io import atomic_path
 
-MODEL_FILE = "model.pt"
-
 
 class GANRun:
     """A trained generator loaded from a run directory; no Ray needed."""
 
-    def __init__(self, run_dir: str | Path, device: str = "cpu"):
+    def __init__(self, run_dir: str | Path, device: str = "cpu", *, finished: bool = True):
         from raydemand.design.models import gan_from_args
-        from raydemand.training import load_model_file
+        from raydemand.runs import read_model
 
-        state = load_model_file(run_dir, MODEL_FILE, "gan", "GAN", "raydemand design train")
+        state = read_model(run_dir, "gan", finished=finished).state
         self.gan = gan_from_args(state["args"])
         self.gan.G.load_state_dict(state["G"])
         self.gan.G.eval().to(device)

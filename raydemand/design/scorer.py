@@ -11,7 +11,6 @@ compares generated images with).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,9 @@ import numpy as np
 from raydemand.design.config import ScorerConfig
 from raydemand.design.images import ImageSet, load_images
 from raydemand.errors import InputError
-from raydemand.io import atomic_path, atomic_write
-from raydemand.training import start_run_dir
+from raydemand import runs
+from raydemand.io import atomic_path
 
-MODEL_FILE = "model.pt"
-METRICS_FILE = "metrics.json"
-CONFIG_FILE = "config.yaml"
 REFERENCE_FILE = "reference.npz"
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # ImageNet statistics: pretrained weights expect them
 STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -160,10 +156,8 @@ def _loop(config: dict[str, Any]) -> None:
 class ScorerRun:
     """A trained scorer loaded from a run directory; no Ray needed."""
 
-    def __init__(self, run_dir: str | Path, device: str = "cpu"):
-        from raydemand.training import load_model_file
-
-        state = load_model_file(run_dir, MODEL_FILE, "scorer", "preference scorer", "raydemand design train-scorer")
+    def __init__(self, run_dir: str | Path, device: str = "cpu", *, finished: bool = True):
+        state = runs.read_model(run_dir, "scorer", finished=finished).state
         self.categories: list[str] = list(state["categories"])
         self.arch, self.size, self.run_dir, self.device = state["arch"], int(state["size"]), Path(run_dir), device
         self.model = build_model(self.arch, len(self.categories))
@@ -217,20 +211,16 @@ def _reference(scorer: ScorerRun, images: ImageSet, val: np.ndarray, test: np.nd
 def train_scorer(cfg: ScorerConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
     """Train the preference scorer into run directory `out`; returns the metrics record."""
     import ray
-    import torch
 
     from raydemand.ray_utils import init_ray
     from raydemand.training import fit, load_state
 
-    out = Path(out)
-    start_run_dir(out, MODEL_FILE, overwrite=overwrite, config=cfg)
+    out = runs.start_run(out, cfg, overwrite=overwrite)
     images = load_images(cfg.images, top=cfg.top)
     train_idx, val_idx, test_idx = split_532(images.labels, cfg.split, cfg.seed)
     if len(val_idx) == 0 or len(test_idx) == 0:
         raise InputError(f"{cfg.images.source}: {len(images)} images are too few for a train/val/test split "
                          f"(each category needs at least 3)")
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / CONFIG_FILE)
     init_ray()
     data = {"train_images": images.images[train_idx], "train_labels": images.labels[train_idx],
             "val_images": images.images[val_idx], "val_labels": images.labels[val_idx]}
@@ -238,16 +228,14 @@ def train_scorer(cfg: ScorerConfig, out: str | Path, *, overwrite: bool = False)
     result = fit(_loop, loop_config, out, cfg.train, metric="val_loss", mode="min")
     state = load_state(result.best_checkpoint_dir)
     best = state["history"][-1]
-    with atomic_path(out / MODEL_FILE) as tmp:
-        torch.save({"kind": "scorer", "arch": cfg.arch, "size": cfg.images.size, "categories": images.categories,
-                    "state_dict": state["modules"]["model"], "epoch": int(best["epoch"])}, tmp)
-    scorer = ScorerRun(out)
+    runs.write_model(out, "scorer", cfg, {"arch": cfg.arch, "size": cfg.images.size, "categories": images.categories,
+                                          "state_dict": state["modules"]["model"], "epoch": int(best["epoch"])})
+    scorer = ScorerRun(out, finished=False)
     ref, evaluation = _reference(scorer, images, val_idx, test_idx, cfg.nearest_k, cfg.seed)
     with atomic_path(out / REFERENCE_FILE) as tmp:
         np.savez_compressed(tmp, **ref)
     record = {"arch": cfg.arch, "seed": cfg.seed, "data": images.description, "categories": images.categories,
               "split": {"train": int(len(train_idx)), "val": int(len(val_idx)), "test": int(len(test_idx))},
               "chosen_epoch": int(best["epoch"]), "best": best, "history": result.history, **evaluation}
-    with atomic_write(out / METRICS_FILE, "w") as f:
-        json.dump(record, f, indent=2, default=float)
+    runs.finish_run(out, record)
     return record

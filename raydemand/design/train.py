@@ -10,7 +10,6 @@ distance of downsampled pixels to real images held out from GAN training (`val_f
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,10 @@ import numpy as np
 
 from raydemand.design.config import GANTrainConfig
 from raydemand.design.images import ImageSet, load_images
-from raydemand.io import atomic_path, atomic_write
-from raydemand.training import start_run_dir
+from raydemand import runs
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "model.pt"
-METRICS_FILE = "metrics.json"
-CONFIG_FILE = "config.yaml"
 SAMPLES_FILE = "samples.png"
 SELECT_METRIC = "val_fd_select"
 NOT_FULL_SIZE = 1e12  # selection score of epochs a growing GAN ended before its full-size layers faded in
@@ -208,15 +203,13 @@ def train(cfg: GANTrainConfig, out: str | Path, *, overwrite: bool = False, imag
     `TuneReportCallback`, which passes every epoch's val_fd to a Tune scheduler).
     """
     import ray
-    import torch
 
     from raydemand.design.metrics import health_flags
     from raydemand.design.models import create_gan
     from raydemand.ray_utils import init_ray
     from raydemand.training import fit, load_state
 
-    out = Path(out)
-    start_run_dir(out, MODEL_FILE, overwrite=overwrite, config=cfg)
+    out = runs.start_run(out, cfg, overwrite=overwrite)
     images = images if images is not None else load_images(cfg.images)
     if len(images) < 2 * len(images.categories) or len(images) < 8:
         from raydemand.errors import InputError
@@ -226,9 +219,6 @@ def train(cfg: GANTrainConfig, out: str | Path, *, overwrite: bool = False, imag
     data, train_idx, val_idx = _training_data(images, cfg)
     gan = create_gan(cfg.model.gan, n_classes=len(images.categories), channels=images.channels,
                      size=cfg.images.size, **cfg.model.model_dump(exclude={"gan"}))
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / CONFIG_FILE)
-
     init_ray()
     loop_config = {"cfg": cfg.model_dump(mode="json"), "gan_args": gan.args(), "data": ray.put(data)}
     result = fit(_loop, loop_config, out, cfg.train, metric=SELECT_METRIC, mode="min", callbacks=callbacks)
@@ -236,23 +226,21 @@ def train(cfg: GANTrainConfig, out: str | Path, *, overwrite: bool = False, imag
     state = load_state(result.best_checkpoint_dir)
     gan.G.load_state_dict(state["modules"]["G"])
     best = state["history"][-1]
-    with atomic_path(out / MODEL_FILE) as tmp:
-        torch.save({"kind": "gan", "args": gan.args(), "G": gan.G.state_dict(), "categories": images.categories,
-                    "epoch": int(best["epoch"])}, tmp)
+    runs.write_model(out, "gan", cfg, {"args": gan.args(), "G": gan.G.state_dict(), "categories": images.categories,
+                                       "epoch": int(best["epoch"])})
     flags = health_flags(result.history, cfg.collapse_diversity, cfg.diverge_gap, cfg.diverge_patience)
     for kind, epochs in flags.items():
         if epochs:
             logger.warning("%s: %s at epochs %s (see %s)", gan.name, kind.replace("_epochs", "").replace("_", " "),
-                           epochs, out / METRICS_FILE)
+                           epochs, out / runs.METRICS_FILE)
     record = {
         "gan": gan.name, "seed": cfg.seed, "lr": learning_rate(cfg, gan), "data": images.description,
         "categories": images.categories, "train_images": int(len(train_idx)), "val_images": int(len(val_idx)),
         "chosen_epoch": int(best["epoch"]), "select_metric": SELECT_METRIC, "best": best,
         "history": result.history, **flags,
     }
-    with atomic_write(out / METRICS_FILE, "w") as f:
-        json.dump(record, f, indent=2, default=float)
-    from raydemand.design.generate import load_run, write_grid
+    from raydemand.design.generate import GANRun, write_grid
 
-    write_grid(load_run(out), out / SAMPLES_FILE, per_category=cfg.sample_grid, seed=cfg.seed)
+    write_grid(GANRun(out, finished=False), out / SAMPLES_FILE, per_category=cfg.sample_grid, seed=cfg.seed)
+    runs.finish_run(out, record)
     return record

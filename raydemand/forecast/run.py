@@ -31,8 +31,6 @@ from raydemand.forecast.data import (
 )
 from raydemand.forecast.retrieval import Side, attribute_columns, launch_profile
 
-MODEL_FILE = "model.pt"
-FORMAT = 2  # 2: partly visible neighbours and the pool's launch profile
 
 
 @dataclass
@@ -108,35 +106,26 @@ def _pool_from_state(state: dict[str, Any]) -> Rows:
                 state["target"].numpy(), state["profile"].numpy())
 
 
-def save_model(path: Path, cfg: ForecastConfig, forecaster: Forecaster, data: TrainingData) -> None:
-    import torch
-
-    from raydemand.io import atomic_path
+def save_model(run_dir: Path, cfg: ForecastConfig, forecaster: Forecaster, data: TrainingData) -> Path:
+    from raydemand import runs
 
     profile = data.pool.profile if data.pool.profile is not None else launch_profile(data.train.target)
-    state = {"format": FORMAT, "forecaster": forecaster.name, "config": cfg.model_dump(mode="json"),
-             "state": forecaster.get_state(), "scale": data.scale, "units_per_value": data.units_per_value,
-             "attributes": data.attributes, "pool": _pool_state(data.pool, profile)}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    state = {"forecaster": forecaster.name, "state": forecaster.get_state(), "scale": data.scale,
+             "units_per_value": data.units_per_value, "attributes": data.attributes,
+             "pool": _pool_state(data.pool, profile)}
+    return runs.write_model(run_dir, "forecast", cfg, state)
 
 
 class ForecastRun:
     """A trained run, loaded for prediction (CLI `predict`, `evaluate`, Serve)."""
 
     def __init__(self, run_dir: str | Path):
-        import torch
+        from raydemand.runs import read_model
 
         self.run_dir = Path(run_dir)
-        path = self.run_dir / MODEL_FILE
-        if not path.is_file():
-            raise InputError(f"{self.run_dir}: not a forecast run directory (no {MODEL_FILE}); "
-                             f"train one with `raydemand forecast train`")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != FORMAT:
-            raise InputError(f"{path}: written by an older raydemand (format {state.get('format')}, this one reads "
-                             f"{FORMAT}); train it again")
-        self.cfg = ForecastConfig.model_validate(state["config"])
+        model = read_model(self.run_dir, "forecast")
+        state = model.state
+        self.cfg = ForecastConfig.model_validate(model.config)
         self.scale, self.units_per_value = float(state["scale"]), float(state["units_per_value"])
         self.attributes = list(state["attributes"])
         self.pool = _pool_from_state(state["pool"])

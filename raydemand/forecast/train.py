@@ -9,7 +9,6 @@ self-contained run directory: config.yaml, model.pt, metrics.json.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,6 @@ from raydemand.forecast.config import ForecastConfig
 from raydemand.forecast.data import Rows, model_inputs
 from raydemand.forecast.losses import ForecastLoss
 from raydemand.forecast.metrics import forecast_metrics
-
-MODEL_FILE = "model.pt"
-METRICS_FILE = "metrics.json"
-CONFIG_FILE = "config.yaml"
 
 
 # ---- the epoch, shared by the Ray Train loop and a plain PyTorch loop (bench) ----------------
@@ -274,14 +269,13 @@ def train(cfg: ForecastConfig, source: str | Path, run_dir: str | Path, *, overw
     (e.g. `ray.tune.integration.ray_train.TuneReportCallback()`): every epoch reports `val_loss`
     (the selection metric), `val_wape`, `val_mae`, `val_mse`, `train_loss` and `epoch`.
     """
-    from raydemand.forecast import run as runs
-    from raydemand.io import atomic_write
-    from raydemand.training import start_run_dir
+    from raydemand import runs
+    from raydemand.forecast.run import prepare_training, save_model
 
-    run_dir = start_run_dir(run_dir, MODEL_FILE, overwrite=overwrite, config=cfg)
+    run_dir = runs.start_run(run_dir, cfg, overwrite=overwrite)
     start = time.perf_counter()
     np.random.seed(cfg.seed)
-    data = runs.prepare_training(cfg, source, cache_dir or run_dir / "cache")
+    data = prepare_training(cfg, source, cache_dir or run_dir / "cache")
     forecaster = create_forecaster(cfg.forecaster, cfg)
     report = forecaster.fit(data.train, data.val, data.pool, run_dir, callbacks=callbacks)
     forecaster_val = forecaster.predict(data.val, data.pool)
@@ -289,8 +283,6 @@ def train(cfg: ForecastConfig, source: str | Path, run_dir: str | Path, *, overw
     metrics = {"forecaster": cfg.forecaster, "seed": cfg.seed, "source": str(source),
                "rows": {"train": len(data.train), "val": len(data.val)}, "scale": data.scale,
                "val": val, **report, "seconds": round(time.perf_counter() - start, 2)}
-    cfg.save(run_dir / CONFIG_FILE)
-    runs.save_model(run_dir / MODEL_FILE, cfg, forecaster, data)
-    with atomic_write(run_dir / METRICS_FILE, "w") as f:
-        json.dump(metrics, f, indent=2, default=float)
+    save_model(run_dir, cfg, forecaster, data)
+    runs.finish_run(run_dir, metrics)
     return metrics

@@ -265,9 +265,9 @@ def compose(args: dict[str, Any], deployments: dict[str, dict[str, Any]] | None 
 
 
 def _forecast_config(run_dir: str) -> dict[str, Any]:
-    from raydemand.serve.runs import run_state
+    from raydemand.serve.runs import read_run
 
-    return run_state(run_dir)["config"]
+    return read_run(run_dir).config
 
 
 def start(cfg: AppConfig, host: str = "127.0.0.1", port: int = 8000, name: str = "raydemand",

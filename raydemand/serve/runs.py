@@ -1,4 +1,4 @@
-"""Which family a run directory belongs to, where its files are, and the model version a response reports.
+"""Which family a run directory belongs to (as `raydemand.runs` reads it), and where its files are.
 
 A run directory may be a local folder or a storage URI (s3://, gs://, file://, ... anything pyarrow's
 filesystems open, see `raydemand.jobs`): a URI is copied into a temporary local folder by whoever
@@ -8,21 +8,19 @@ runs), and the copy is removed once loaded.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from raydemand.errors import InputError
+from raydemand.runs import FAMILIES, ModelFile, model_version, needs, read_model
 
-MODEL_FILE = "model.pt"
-KINDS = ("forecast", "basket", "gan", "scorer")
+__all__ = ["KINDS", "NEEDS", "fetch", "group_runs", "model_version", "read_run", "run_kind"]
+
+KINDS = tuple(FAMILIES)
 # What a 503 tells the caller to pass to `raydemand serve`.
-NEEDS = {"forecast": "a forecast run directory (`raydemand forecast train --out RUN_DIR`)",
-         "basket": "a basket run directory (`raydemand basket train --out RUN_DIR`)",
-         "scorer": "a design scorer run directory (`raydemand design train-scorer --out RUN_DIR`)",
-         "gan": "a GAN run directory (`raydemand design train --out RUN_DIR`)"}
+NEEDS = {family: needs(family) for family in FAMILIES}
 
 
 @contextmanager
@@ -38,29 +36,15 @@ def fetch(run_dir: str | Path) -> Iterator[Path]:
         yield download(str(run_dir), Path(tmp) / (Path(str(run_dir).rstrip("/")).name or "run"))
 
 
-def run_state(run_dir: str | Path) -> dict[str, Any]:
-    """RUN_DIR/model.pt's content (weights only)."""
-    import torch
-
+def read_run(run_dir: str | Path) -> ModelFile:
+    """RUN_DIR's model file (a finished run's; a URI is fetched first)."""
     with fetch(run_dir) as local:
-        path = local / MODEL_FILE
-        if not path.is_file():
-            raise InputError(f"{run_dir}: not a run directory (no {MODEL_FILE}); serve takes the --out folders of "
-                             f"`forecast train`, `basket train`, `design train` and `design train-scorer`")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return read_model(local)
 
 
 def run_kind(run_dir: str | Path) -> str:
-    """'forecast' | 'basket' | 'gan' | 'scorer', recognised from RUN_DIR/model.pt's keys."""
-    state = run_state(run_dir)
-    path = Path(str(run_dir)) / MODEL_FILE
-    if state.get("kind") in ("gan", "scorer"):
-        return state["kind"]
-    if "forecaster" in state and "pool" in state:
-        return "forecast"
-    if "vocab" in state and "threshold" in state:
-        return "basket"
-    raise InputError(f"{path}: not a model file of any raydemand family (keys: {sorted(state)[:8]})")
+    """'forecast' | 'basket' | 'gan' | 'scorer', as RUN_DIR/model.pt records it."""
+    return read_run(run_dir).family
 
 
 def group_runs(run_dirs: list[str]) -> dict[str, str]:
@@ -74,12 +58,3 @@ def group_runs(run_dirs: list[str]) -> dict[str, str]:
             raise InputError(f"two {kind} runs given ({out[kind]}, {run_dir}); serve one run per family")
         out[kind] = run_dir if is_uri(run_dir) else str(Path(run_dir).resolve())
     return out
-
-
-def model_version(run_dir: str | Path) -> str:
-    """'<run folder name>@<first 12 hex digits of model.pt's SHA-256>': changes whenever the model does."""
-    digest = hashlib.sha256()
-    with open(Path(run_dir) / MODEL_FILE, "rb") as f:
-        for chunk in iter(lambda: f.read(2**20), b""):
-            digest.update(chunk)
-    return f"{Path(run_dir).resolve().name}@{digest.hexdigest()[:12]}"

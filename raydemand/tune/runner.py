@@ -5,7 +5,7 @@ SWEEP_DIR holds
     sweep.yaml      the resolved sweep config            base.yaml   the family config every trial starts from
     settings.json   the data source and family options (read back by --resume)
     trials/         Tune's experiment folder (restored by `--resume`)
-    runs/TRIAL_ID/  each trial's run directory, one the family's `train` wrote (model.pt, metrics.json, ...)
+    runs/TRIAL_ID/  each trial's run directory, one the family's `train` wrote (see `raydemand.runs`)
     trials.csv/.md  a row per trial: status, error, parameters, objective, run directory
     best.yaml       the best trial's family config (`raydemand <family> train --config best.yaml`)
     best.json       the best trial: id, parameters, objective, run directory and checkpoint
@@ -14,7 +14,7 @@ SWEEP_DIR holds
 A trial is a driver function: it calls the family's `train`, which builds a `TorchTrainer` whose
 epoch reports reach Tune through `TuneReportCallback` (so ASHA can stop it), then reports the run's
 final metrics once more. A trial whose run directory already holds a finished run reports that run
-instead of training again, and one whose training finished (model.pt and metrics.json) is scored from
+instead of training again, and one whose training finished (its COMPLETE marker) is scored from
 the saved run, so no finished training is ever repeated, whatever Tune's state says.
 """
 
@@ -39,7 +39,6 @@ EXPERIMENT = "trials"
 RUNS = "runs"
 RESULT_FILE = "tune_result.json"  # a trial's final metrics, written into its run directory
 SETTINGS_FILE = "settings.json"
-MODEL_FILE, METRICS_FILE = "model.pt", "metrics.json"  # what every family's `train` writes, metrics last
 
 
 @dataclass
@@ -100,14 +99,15 @@ def reported_finished(run_dir: Path) -> bool:
     return done is not None
 
 
-def train_or_load(run_dir: Path, train: Callable[[bool], dict[str, Any]]) -> dict[str, Any]:
+def train_or_load(run_dir: Path, train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The run's metrics.json when its training already finished (the driver was killed while the
-    trial was scoring the trained run), else `train(overwrite)`: overwrite is True for a model file
-    without metrics (killed between the two writes), which is trained again."""
-    model, metrics = run_dir / MODEL_FILE, run_dir / METRICS_FILE
-    if model.is_file() and metrics.is_file():
-        return json.loads(metrics.read_text())
-    return train(model.is_file())
+    trial was scoring the trained run), else `train()`, which resumes an unfinished run from its
+    checkpoints (`raydemand.runs.start_run`)."""
+    from raydemand import runs
+
+    if runs.is_complete(run_dir):
+        return runs.read_metrics(run_dir)
+    return train()
 
 
 def tune_callbacks() -> list:
