@@ -180,6 +180,8 @@ class Checkpointer:
         import ray.train
         import torch
 
+        from raydemand.runs import checkpoint_name
+
         metrics = {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch}
         self.history.append(metrics)
         if ray.train.get_context().get_world_rank() != 0:
@@ -195,7 +197,7 @@ class Checkpointer:
         with tempfile.TemporaryDirectory() as tmp:
             torch.save(state, Path(tmp) / STATE_FILE)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
-                             checkpoint_dir_name=f"epoch_{epoch:04d}")
+                             checkpoint_dir_name=checkpoint_name(epoch))
 
 
 def load_state(folder: str | Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from raydemand import runs
 from raydemand.basket.config import BasketConfig
 from raydemand.io import atomic_write, write_table
 from raydemand.tune.runner import (Family, finished_result, report_final, reported_finished, run_sweep, train_or_load,
@@ -42,8 +43,7 @@ def basket_trial(params: dict, settings: dict) -> None:
     if reported_finished(run_dir):
         return
     cfg = trial_config(BasketConfig, params, settings)
-    metrics = train_or_load(run_dir, lambda overwrite: train(cfg, settings["orders"], run_dir, overwrite=overwrite,
-                                                             callbacks=tune_callbacks()))
+    metrics = train_or_load(run_dir, lambda: train(cfg, settings["orders"], run_dir, callbacks=tune_callbacks()))
     k = cfg.k
     val_rank = {key: metrics["val"][key] for key in (f"precision@{k}", f"recall@{k}")}
     rows = [{**row, **val_rank} for row in metrics["val_threshold_curve"]]
@@ -54,7 +54,7 @@ def basket_trial(params: dict, settings: dict) -> None:
         rows = [{**v, **{f"test_{key}": value for key, value in t.items() if key != "threshold"}}
                 for v, t in zip(rows, test)]
     epoch = metrics.get("chosen_epoch")
-    checkpoint = run_dir / "ray_train" / f"epoch_{epoch:04d}" if epoch is not None else None
+    checkpoint = runs.checkpoint_dir(run_dir, epoch) if epoch is not None else None
     report_final(run_dir, {METRIC: metrics["val"]["f1_micro"], "threshold": metrics["threshold"],
                            f"val_precision@{k}": val_rank[f"precision@{k}"],
                            f"val_recall@{k}": val_rank[f"recall@{k}"], "chosen_epoch": epoch,

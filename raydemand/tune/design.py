@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from raydemand import runs
 from raydemand.design.config import GANTrainConfig
 from raydemand.tune.runner import (SETTINGS_FILE, Family, report_final, reported_finished, run_sweep, train_or_load,
                                    trial_config, trial_run_dir, tune_callbacks)
@@ -56,11 +57,10 @@ def design_trial(params: dict, settings: dict) -> None:
     if reported_finished(run_dir):
         return
     cfg = trial_config(GANTrainConfig, params, settings)
-    record = train_or_load(run_dir, lambda overwrite: train(cfg, run_dir, overwrite=overwrite,
-                                                            callbacks=tune_callbacks()))
+    record = train_or_load(run_dir, lambda: train(cfg, run_dir, callbacks=tune_callbacks()))
     best = record["best"]
     epoch = record["chosen_epoch"]
-    checkpoint = run_dir / "ray_train" / f"epoch_{epoch:04d}"
+    checkpoint = runs.checkpoint_dir(run_dir, epoch)
     result: dict[str, Any] = {METRIC: best["val_fd"], "diversity_mean": best.get("diversity_mean"),
                               "chosen_epoch": epoch, "checkpoint": str(checkpoint if checkpoint.exists() else run_dir)}
     if settings.get("scorer"):

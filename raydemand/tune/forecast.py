@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from raydemand import runs
 from raydemand.forecast.config import ForecastConfig
 from raydemand.tune.runner import (Family, report_final, reported_finished, run_sweep, train_or_load, trial_config,
                                    trial_run_dir, tune_callbacks)
@@ -26,12 +27,11 @@ def forecast_trial(params: dict, settings: dict) -> None:
     if reported_finished(run_dir):
         return
     cfg = trial_config(ForecastConfig, params, settings)
-    metrics = train_or_load(run_dir, lambda overwrite: train(cfg, settings["train"], run_dir, overwrite=overwrite,
-                                                             cache_dir=settings["cache_dir"],
-                                                             callbacks=tune_callbacks()))
+    metrics = train_or_load(run_dir, lambda: train(cfg, settings["train"], run_dir, cache_dir=settings["cache_dir"],
+                                                   callbacks=tune_callbacks()))
     val = metrics["val"]
     epoch = metrics.get("chosen_epoch")
-    checkpoint = run_dir / "ray_train" / f"epoch_{epoch:04d}" if epoch is not None else run_dir
+    checkpoint = runs.checkpoint_dir(run_dir, epoch) if epoch is not None else run_dir
     report_final(run_dir, {METRIC: val["wape"], "val_mae": val["mae"], "val_mse": val["mse"],
                            "chosen_epoch": epoch, "train_seconds": metrics["seconds"],
                            "checkpoint": str(checkpoint if Path(checkpoint).exists() else run_dir)})
