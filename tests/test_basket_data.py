@@ -86,6 +86,26 @@ def test_in_process_prediction_with_unknowns_and_fallback():
     assert set(summary["unknown_examples"]) == {999, 555}
 
 
+def test_histories_as_lists_predict_like_the_table():
+    """Users given as lists of orders (Serve's shape) predict as the same orders table does; the
+    'error' policy names the first unknown or repeated product by (user, order, position)."""
+    from raydemand.basket.predict import HistoryError, history_table, predict_histories
+
+    cfg = BasketConfig(model="topfreq")
+    vocab = build_vocab(orders_table(), cfg.data)
+    run = LoadedRun(None, cfg, vocab, create_predictor(cfg, vocab), threshold=0.5)
+    histories = [[[10, "20"], [999]], [["x"]]]  # "20": a numeric catalogue's id sent as text; "x": never an id
+    table = history_table(run, histories, unknown="ignore")
+    assert table[["user_id", "order_number", "product_id"]].values.tolist() == [[0, 1, 10], [0, 1, 20], [0, 2, 999]]
+    pred = predict_histories(run, histories, k=2, unknown="ignore")
+    pd.testing.assert_frame_equal(pred[pred.user_id == 0].reset_index(drop=True), run.predict(table, k=2))
+    assert pred[pred.user_id == 1]["product_id"].tolist() == list(vocab.products[:2])  # popularity fallback
+    for orders, where in (([[10], [20, 999]], (0, 1, 1)), ([[10, 10]], (0, 0, 1))):
+        with pytest.raises(HistoryError) as e:
+            history_table(run, [orders])
+        assert e.value.where == where
+
+
 def test_prediction_input_is_validated():
     from raydemand.errors import TableError
 

@@ -97,8 +97,9 @@ def test_forecast(served):
 
 
 def test_served_forecast_matches_batch_predict(served, tmp_path):
-    """The replica's in-process captions and embeddings give what `ForecastRun.predict` (Ray Data
-    captioning and embedding stages) gives for the same product: no serving/batch skew."""
+    """The Forecaster answers through `ForecastRun.predict` (the CLI's `forecast predict`): with its
+    in-process embeddings it gives what the Ray Data captioning and embedding stages give for the
+    same product, so HTTP and CLI forecasts are the same."""
     import pandas as pd
 
     from raydemand.forecast.run import load_run
@@ -143,6 +144,64 @@ def test_basket(served):
     ignored = post("/v1/basket/predict", {"users": [{"user_id": 5, "orders": [[999, 101]]}], "k": 2,
                                           "unknown_products": "ignore"})
     assert ignored.status_code == 200 and ignored.json()["predictions"][0]["items"][0]["product_id"] == 101
+
+
+def test_served_design_score_is_the_score_api(served):
+    """/v1/design/score answers `design.score.score_images` on the design's pixels, and a generated
+    design is `GANRun.generate`'s (what `design generate` writes) for the same category and seed."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from raydemand.design.generate import GANRun
+    from raydemand.design.score import score_images
+    from raydemand.design.scorer import ScorerRun
+
+    scorer = ScorerRun(served["scorer"])
+    image = fx.png_b64(scorer.size, seed=5)  # at the scorer's size: no resize on either side
+    pixels = np.array(Image.open(io.BytesIO(base64.b64decode(image))).convert("RGB"))
+    (api,) = score_images(scorer, pixels[None])
+    out = post("/v1/design/score", {"image": image}).json()
+    assert out["top_category"] == api["top_category"]
+    assert out["preference"] == pytest.approx(api["preference"], rel=1e-4, abs=1e-4)
+
+    out = post("/v1/design/score", {"generate": {"category": "dress", "seed": 7}}).json()
+    drawn = np.array(Image.open(io.BytesIO(base64.b64decode(out["image"]))))
+    images, labels = GANRun(served["gan"]).generate(1, "dress", seed=7)
+    assert drawn.shape == images[0].shape and labels.tolist() == [fx.CATEGORIES.index("dress")]
+    assert np.abs(drawn.astype(int) - images[0]).max() <= 1  # float rounding across processes at most
+    (api,) = score_images(scorer, drawn[None])
+    assert out["preference"] == pytest.approx(api["preference"], rel=1e-4, abs=1e-4)
+
+
+def test_served_basket_is_the_cli_prediction(served, tmp_path):
+    """/v1/basket/predict answers what `basket predict` (the CLI, through the Ray Data windows stage)
+    writes for the same orders: known products, an unknown one skipped, a user with only unknown
+    products on the popularity ranking."""
+    import pandas as pd
+
+    from raydemand.basket.predict import predict
+
+    histories = [[[101, 102], [102, 110]], [[103, 999], [100]], [[998]], [[105], [106], [105, 107]]]
+    rows = [(u, 10 * u + o, o + 1, p) for u, orders in enumerate(histories) for o, order in enumerate(orders)
+            for p in order]
+    pd.DataFrame(rows, columns=["user_id", "order_id", "order_number", "product_id"]).to_csv(
+        tmp_path / "orders.csv", index=False)
+    summary = predict(served["basket"], tmp_path / "orders.csv", 4, tmp_path / "pred.csv")
+    assert summary["fallback_users"] == 1 and summary["unknown_lines"] == 2
+    cli = pd.read_csv(tmp_path / "pred.csv")
+    body = {"users": [{"user_id": f"u{u}", "orders": orders} for u, orders in enumerate(histories)], "k": 4,
+            "unknown_products": "ignore"}
+    r = post("/v1/basket/predict", body)
+    assert r.status_code == 200, r.text
+    for u, answer in enumerate(r.json()["predictions"]):
+        mine = cli[cli.user_id == u]
+        assert answer["user_id"] == f"u{u}"
+        assert [i["product_id"] for i in answer["items"]] == mine["product_id"].tolist()
+        assert [i["rank"] for i in answer["items"]] == mine["rank"].tolist()
+        assert [i["in_basket"] for i in answer["items"]] == mine["in_basket"].tolist()
+        assert [i["score"] for i in answer["items"]] == pytest.approx(mine["score"].tolist(), rel=1e-6)
 
 
 BAD = [  # (path, body, status, text the message must name)

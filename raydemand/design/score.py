@@ -62,6 +62,14 @@ def _balanced_real(reference: dict[str, np.ndarray], labels: np.ndarray, rng: np
     return np.concatenate(pick), np.concatenate(keep)
 
 
+def score_images(scorer: ScorerRun, images: np.ndarray) -> list[dict[str, Any]]:
+    """Per image of uint8 (N, H, W) or (N, H, W, 3): preference % per category (the scorer's softmax)
+    and the top category; what the Serve endpoint /v1/design/score answers for a design."""
+    probs, _ = scorer.predict(images)
+    return [{"preference": {c: 100 * float(p) for c, p in zip(scorer.categories, row)},
+             "top_category": scorer.categories[int(np.argmax(row))]} for row in probs]
+
+
 def score_samples(scorer: ScorerRun, path: str | Path, k: int = 5, seed: int = 0) -> dict[str, Any]:
     images, labels, categories, name = read_samples(path)
     labels = scorer.labels_from(labels, categories)

@@ -4,7 +4,8 @@
 forecaster's state, the normalising scale, and the retrieval pool (codes, release dates, attribute
 hashes, embeddings, normalised curves of the training rows and their launch profile), as tensors and plain values
 (`torch.load(..., weights_only=True)`). New products still need captions and frozen embeddings;
-`load_run(...).predict(df)` computes them with the run's encoders.
+`load_run(...).predict(df)` computes them with the run's encoders through the Ray Data captioning and
+embedding stages, or takes them from `ProductEncoders` (the same encoders in-process, for Serve).
 """
 
 from __future__ import annotations
@@ -132,7 +133,10 @@ class ForecastRun:
         self.forecaster = create_forecaster(state["forecaster"], self.cfg)
         self.forecaster.set_state(state["state"])
 
-    def rows(self, df: pd.DataFrame, cache_dir: str | Path | None = None, with_targets: bool = False) -> Rows:
+    def rows(self, df: pd.DataFrame, cache_dir: str | Path | None = None, with_targets: bool = False,
+             embedded: dict | None = None) -> Rows:
+        """`embedded`: the products' frozen vectors (`ProductEncoders.embed`) when the caller has them;
+        else `embed_products` computes them (into `cache_dir`, default a temporary folder)."""
         from raydemand.data.schema import validate_products
 
         # Validation is idempotent: tables from `load_products` pass unchanged, raw frames (Serve) get
@@ -142,8 +146,9 @@ class ForecastRun:
         if missing:
             raise InputError(f"products: missing column(s) {missing}; this run compares attributes "
                              f"{self.attributes}")
-        with tempfile.TemporaryDirectory() as tmp:
-            embedded = embed_products(df, self.cfg, cache_dir or tmp)
+        if embedded is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                embedded = embed_products(df, self.cfg, cache_dir or tmp)
         scale = self.scale if with_targets else None
         return prepare_rows(df.reset_index(drop=True), embedded, self.attributes, scale, self.units_per_value)
 
@@ -151,14 +156,16 @@ class ForecastRun:
         """(N, 12) normalised forecasts."""
         return self.forecaster.predict(rows, self.pool)
 
-    def predict(self, df: pd.DataFrame, return_attention: bool = False):
-        """Forecasts for a validated product table (see `raydemand.data.schema.validate_products`),
-        in the training table's own sales scale: key columns and weeks '0'..'11'.
+    def predict(self, df: pd.DataFrame, return_attention: bool = False, embedded: dict | None = None):
+        """Forecasts for a product table (see `raydemand.data.schema.validate_products`), in the
+        training table's own sales scale: key columns and weeks '0'..'11'. The CLI's `predict` and
+        the Serve Forecaster both answer through this method.
 
         `return_attention`: (forecasts, attention), attention a list with one dict per row of plain
         floats and strings: {"image_text": [weight per image token], "neighbours":
-        [{"external_code", "weight"}, ...]} for CrossAttnRNN, {} for baselines (no attention)."""
-        rows = self.rows(df)
+        [{"external_code", "weight"}, ...]} for CrossAttnRNN, {} for baselines (no attention).
+        `embedded`: see `rows`."""
+        rows = self.rows(df, embedded=embedded)
         if return_attention:
             pred, attention = self.forecaster.explain(rows, self.pool)
         else:
@@ -171,3 +178,36 @@ class ForecastRun:
 
 def load_run(run_dir: str | Path) -> ForecastRun:
     return ForecastRun(run_dir)
+
+
+class ProductEncoders:
+    """A run's caption and image encoders loaded in this process (a Serve replica): the encoder
+    names, arguments and image preprocessing of the embedding stages `embed_products` runs, so that
+    both give a product the same vectors without a Ray Data job per request."""
+
+    def __init__(self, cfg: DataConfig, device: str = "cpu"):
+        from raydemand.data.pipelines.images import ImagesConfig
+        from raydemand.encoders import create_encoder
+
+        self.text = create_encoder(cfg.text_encoder, pooling=cfg.text_pooling, device=device)
+        self.image = create_encoder(cfg.image_encoder, device=device, **cfg.image_encoder_args)
+        self.images_cfg = ImagesConfig(size=cfg.image_size)
+
+    def embed(self, codes: list[str], captions: list[str], images: list[bytes | None]) -> dict:
+        """`embed_products`' answer for products whose captions are known ('' for none) and whose
+        images come as file bytes (None for none)."""
+        import io
+
+        from raydemand.data.pipelines.images import preprocess_image
+
+        with_caption = [i for i, c in enumerate(captions) if c]
+        with_image = [i for i, image in enumerate(images) if image]
+        caption_vec = dict(zip([codes[i] for i in with_caption],
+                               self.text.encode([captions[i] for i in with_caption]))) if with_caption else {}
+        image_vec = {}
+        if with_image:
+            pixels = np.stack([preprocess_image(io.BytesIO(images[i]), self.images_cfg)
+                               for i in with_image])  # (M, 3, H, W)
+            image_vec = dict(zip([codes[i] for i in with_image], self.image.encode(pixels)))
+        return {"caption": dict(zip(codes, captions)), "caption_vec": caption_vec, "image_vec": image_vec,
+                "caption_dim": self.text.dim, "image_dim": self.image.dim}

@@ -1,5 +1,7 @@
-"""The model deployments. Each loads its run directory once per replica (weights only) and answers
-through a `@serve.batch` method, so that concurrent requests share one model call.
+"""The model deployments. Each loads its run directory once per replica (weights only) with its
+family's own loader and answers through a `@serve.batch` method that calls the family's prediction
+API (`ForecastRun.predict`, `design.score.score_images`, `basket.predict.predict_histories`), the
+code the CLI predicts with, so that concurrent requests share one model call.
 
 Checks that need the model (attributes a forecast run compares, a basket run's catalogue) run per
 request before batching and come back as a `FieldError` value: one bad request must not fail the
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -88,16 +89,11 @@ class Forecaster:
     the run's encoders, retrieval over the run's pool, the forecaster and its attention weights."""
 
     def __init__(self, run_dir: str, captioner=None):
-        from raydemand.data.pipelines.images import ImagesConfig
-        from raydemand.encoders import create_encoder
-        from raydemand.forecast.run import load_run
+        from raydemand.forecast.run import ProductEncoders, load_run
 
         with fetch(run_dir) as local:
             self.run, self.version = load_run(local), model_version(local)
-        data, device = self.run.cfg.data, _device()
-        self.text = create_encoder(data.text_encoder, pooling=data.text_pooling, device=device)
-        self.image = create_encoder(data.image_encoder, device=device, **data.image_encoder_args)
-        self.images_cfg = ImagesConfig(size=data.image_size)
+        self.encoders = ProductEncoders(self.run.cfg.data, _device())
         self.captioner, self.captioner_name = captioner, self.run.cfg.captions.captioner
 
     def reconfigure(self, user_config: dict) -> None:
@@ -127,9 +123,7 @@ class Forecaster:
     def _predict(self, products: list[dict[str, Any]], captions: list[str], made: set[int]) -> list[dict[str, Any]]:
         import pandas as pd
 
-        from raydemand.data.pipelines.images import preprocess_image
-        from raydemand.data.schema import validate_products
-        from raydemand.forecast.data import prepare_rows
+        from raydemand.data.schema import HORIZON
 
         run = self.run
         keys = [f"q{i}" for i in range(len(products))]  # two requests may send the same external_code
@@ -137,22 +131,10 @@ class Forecaster:
                  "caption": captions}
         for name in run.attributes:
             table[name] = [str(p["attributes"][name]) for p in products]
-        df = validate_products(pd.DataFrame(table), "request", require_targets=False, check_images=False)
-        with_caption = [i for i, c in enumerate(captions) if c]
-        with_image = [i for i, p in enumerate(products) if p.get("image")]
-        caption_vec = dict(zip([keys[i] for i in with_caption],
-                               self.text.encode([captions[i] for i in with_caption]))) if with_caption else {}
-        image_vec = {}
-        if with_image:
-            pixels = np.stack([preprocess_image(io.BytesIO(products[i]["image"]), self.images_cfg)
-                               for i in with_image])  # (M, 3, H, W)
-            image_vec = dict(zip([keys[i] for i in with_image], self.image.encode(pixels)))
-        embedded = {"caption": dict(zip(keys, captions)), "caption_vec": caption_vec, "image_vec": image_vec,
-                    "caption_dim": self.text.dim, "image_dim": self.image.dim}
-        rows = prepare_rows(df, embedded, run.attributes, None, run.units_per_value)
-        pred, attention = run.forecaster.explain(rows, run.pool)
-        pred = pred * run.scale / run.units_per_value  # (N, 12) in the training table's sales scale
-        return [{"external_code": p["external_code"], "weeks": [float(v) for v in pred[i]], "caption": captions[i],
+        embedded = self.encoders.embed(keys, captions, [p.get("image") for p in products])
+        pred, attention = run.predict(pd.DataFrame(table), return_attention=True, embedded=embedded)
+        weeks = pred[[str(i) for i in range(HORIZON)]].to_numpy()  # (N, 12)
+        return [{"external_code": p["external_code"], "weeks": [float(v) for v in weeks[i]], "caption": captions[i],
                  "caption_source": self.captioner_name if i in made else "request", "attention": attention[i]}
                 for i, p in enumerate(products)]
 
@@ -184,23 +166,21 @@ class DesignScorer:
 
     async def score(self, request: dict[str, Any]) -> dict[str, Any] | FieldError:
         """A `schemas.DesignRequest` dict (image as bytes) -> a `schemas.DesignResponse` dict."""
+        from raydemand.errors import InputError
         from raydemand.serve.images import png_bytes, rgb_array
 
         out: dict[str, Any] = {"model_version": self.version, "design_id": request["design_id"]}
         if request.get("generate") is not None:
             gen = request["generate"]
-            if gen["category"] is not None and gen["category"] not in self.gan.categories:
-                return FieldError(("generate", "category"), f"unknown category {gen['category']!r}; this GAN "
-                                                            f"makes: {', '.join(self.gan.categories)}")
-            images, _ = await asyncio.to_thread(self.gan.generate, 1, gen["category"] or self.gan.categories[0],
-                                                gen["seed"])
+            try:  # a category the GAN run does not make is the only InputError of one generated image
+                images, _ = await asyncio.to_thread(self.gan.generate, 1, gen["category"], gen["seed"])
+            except InputError as e:
+                return FieldError(("generate", "category"), str(e))
             request = {**request, "image": png_bytes(images[0])}
             out["image"] = base64.b64encode(request["image"]).decode("ascii")
             out["generator_version"] = self.gan_version
         pixels = await asyncio.to_thread(rgb_array, request["image"], self.scorer.size)  # (size, size, 3)
-        probs = await self._batch(pixels)
-        out["preference"] = {c: float(p) * 100 for c, p in zip(self.scorer.categories, probs)}
-        out["top_category"] = self.scorer.categories[int(np.argmax(probs))]
+        out.update(await self._batch(pixels))
         if request.get("release_date") is not None:
             product = {"external_code": request["design_id"], "release_date": request["release_date"],
                        "attributes": request["attributes"], "caption": request.get("caption"),
@@ -212,21 +192,21 @@ class DesignScorer:
         return out
 
     @serve.batch(**BATCH)
-    async def _batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        probs, _ = await asyncio.to_thread(self.scorer.predict, np.stack(images))  # (N, size, size, 3) -> (N, K)
-        return list(probs)
+    async def _batch(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
+        from raydemand.design.score import score_images
+
+        return await asyncio.to_thread(score_images, self.scorer, np.stack(images))  # (N, size, size, 3)
 
 
 @serve.deployment(name="BasketRecommender", ray_actor_options=LIGHT, **MODEL_OPTIONS)
 class BasketRecommender:
-    """A basket run: each user's next basket from their past orders (the run's own `predict_frame`)."""
+    """A basket run: each user's next basket from their past orders (the run's own `predict_histories`)."""
 
     def __init__(self, run_dir: str):
         from raydemand.basket.base import load_run
 
         with fetch(run_dir) as local:
             self.run, self.version = load_run(local), model_version(local)
-        self.int_ids = self.run.vocab.products.dtype.kind in "iu"
 
     def reconfigure(self, user_config: dict) -> None:
         _set_batching(self._batch, user_config)
@@ -234,63 +214,34 @@ class BasketRecommender:
     def info(self) -> dict[str, Any]:
         return {"version": self.version, "threshold": self.run.threshold}
 
-    def _product(self, value):
-        """A request's product id in the catalogue's type; None when it cannot be one."""
-        if self.int_ids:
-            if isinstance(value, int):
-                return value
-            return int(value) if str(value).isdigit() else None
-        return str(value)
-
     async def predict(self, user: dict[str, Any], k: int, unknown: str, loc: tuple) -> dict[str, Any] | FieldError:
         """One `schemas.BasketUser` dict -> a `schemas.UserPrediction` dict."""
-        orders = []
-        for o, order in enumerate(user["orders"]):
-            ids = [self._product(v) for v in order]
-            lookup = [-1 if i is None else i for i in ids]
-            known = self.run.vocab.index(np.array(lookup, dtype=np.int64 if self.int_ids else object)) >= 0
-            if unknown == "error" and not known.all():
-                j = int(np.argmin(known))
-                return FieldError((*loc, "orders", o, j),
-                                  f"product id {order[j]!r} is not in the catalogue of this basket run "
-                                  f"({len(self.run.vocab)} products); send unknown_products='ignore' to skip it")
-            if len(set(lookup)) != len(lookup):
-                j = next(j for j, v in enumerate(lookup) if lookup.index(v) != j)
-                return FieldError((*loc, "orders", o, j), f"product id {order[j]!r} appears twice in one order")
-            if known.any():
-                orders.append([i for i, ok in zip(ids, known) if ok])
-        return await self._batch({"user_id": user["user_id"], "orders": orders, "k": k})
+        from raydemand.basket.predict import HistoryError, history_table
+
+        try:
+            history_table(self.run, [user["orders"]], unknown)
+        except HistoryError as e:
+            return FieldError((*loc, "orders", *e.where[1:]), e.msg)
+        return await self._batch({"user_id": user["user_id"], "orders": user["orders"], "k": k})
 
     @serve.batch(**BATCH)
     async def _batch(self, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._predict, users)
 
     def _predict(self, users: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        import pandas as pd
+        from raydemand.basket.predict import predict_histories
 
-        from raydemand.basket.predict import predict_frame
-
-        rows = [(u, o + 1, p) for u, user in enumerate(users) for o, order in enumerate(user["orders"])
-                for p in order]
-        lines = pd.DataFrame(rows, columns=["user_id", "order_number", "product_id"])
-        if not self.int_ids:
-            lines["product_id"] = lines["product_id"].astype(object)
-        lines.insert(1, "order_id", lines["user_id"] * 100_000 + lines["order_number"])
-        # A user left without catalogue products (all ignored as unknown) gets the popularity ranking.
-        pred = predict_frame(self.run, lines, max(u["k"] for u in users)) if len(lines) else None
-        out = []
-        for u, user in enumerate(users):
-            if pred is not None and (mine := pred[pred["user_id"] == u]).size:
-                items = mine.head(user["k"])
-                items = [{"rank": int(r.rank), "product_id": _plain(r.product_id), "score": float(r.score),
-                          "in_basket": bool(r.in_basket)} for r in items.itertuples()]
-            else:
-                top = np.argsort(-self.run.vocab.popularity, kind="stable")[:user["k"]]
-                items = [{"rank": i + 1, "product_id": _plain(self.run.vocab.products[j]),
-                          "score": float(self.run.vocab.popularity[j]),
-                          "in_basket": bool(self.run.vocab.popularity[j] >= self.run.threshold)}
-                         for i, j in enumerate(top)]
-            out.append({"user_id": user["user_id"], "items": items})
+        out: list[dict[str, Any]] = [{}] * len(users)
+        # One prediction per k: top-k among tied scores may differ from the head of a longer top list.
+        for k in {u["k"] for u in users}:
+            mine = [i for i, u in enumerate(users) if u["k"] == k]
+            # Each user passed its own `unknown_products` check in `predict`; what is left unknown is skipped.
+            pred = predict_histories(self.run, [users[i]["orders"] for i in mine], k, unknown="ignore")
+            for u, items in pred.groupby("user_id", sort=True):
+                out[mine[u]] = {"user_id": users[mine[u]]["user_id"],
+                                "items": [{"rank": int(r.rank), "product_id": _plain(r.product_id),
+                                           "score": float(r.score), "in_basket": bool(r.in_basket)}
+                                          for r in items.itertuples()]}
         return out
 
 
