@@ -69,3 +69,73 @@ def test_overwrite_deletes_only_a_run_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file"):
         runs.start_run(tmp_path / "file", _config(), overwrite=True)
+
+
+# ---- run folders written before this layout (tests/fixtures/old_runs, made by commit dd00044) ----
+
+OLD = __import__("pathlib").Path(__file__).parent / "fixtures" / "old_runs"
+
+
+@pytest.mark.parametrize("family", ["forecast", "basket", "gan"])
+def test_old_layouts_are_recognised_and_finished(family):
+    model = runs.read_model(OLD / family)
+    assert (model.family, model.format) == (family, 0) and model.config["seed"] == runs.read_metrics(OLD / family)["seed"]
+    assert runs.is_complete(OLD / family)
+    with pytest.raises(FileExistsError, match="finished run"):
+        runs.start_run(OLD / family, _config())
+
+
+def test_old_basket_run_predicts_as_before():
+    import pandas as pd
+
+    from raydemand.basket.base import load_run
+
+    pred = load_run(OLD / "basket").predict(pd.read_csv(OLD / "basket_orders.csv"), k=5)
+    pd.testing.assert_frame_equal(pred.reset_index(drop=True), pd.read_csv(OLD / "basket_expected.csv"),
+                                  check_dtype=False)
+
+
+def test_old_gan_run_generates_as_before():
+    import numpy as np
+
+    from raydemand.design import load_run
+
+    expected = np.load(OLD / "gan_expected.npz")
+    images, labels = load_run(OLD / "gan").generate(8, seed=0)
+    assert np.array_equal(images, expected["images"]) and np.array_equal(labels, expected["labels"])
+
+
+def test_old_scorer_layout_loads(tmp_path):
+    """The scorer's old model.pt (a `kind` key) is a whole ResNet-18, too big to ship: written here
+    with the keys dd00044's `train_scorer` wrote, beside the fixture's real config and reference."""
+    import shutil
+
+    import numpy as np
+
+    from raydemand.design import load_run
+    from raydemand.design.scorer import build_model, features, to_input
+
+    run = shutil.copytree(OLD / "scorer", tmp_path / "scorer")
+    categories = runs.read_metrics(run)["categories"]
+    model = build_model("resnet18", len(categories), seed=0).eval()
+    torch.save({"kind": "scorer", "arch": "resnet18", "size": 32, "categories": categories,
+                "state_dict": model.state_dict(), "epoch": 0}, run / runs.MODEL_FILE)
+    images = np.load(OLD / "gan_expected.npz")["images"]
+    scorer = load_run(run)
+    probs, feats = scorer.predict(images)
+    with torch.no_grad():
+        expected = features(model, to_input(images, 32))
+    assert scorer.categories == categories and scorer.reference is not None
+    assert np.allclose(feats, expected.numpy(), atol=1e-5) and np.allclose(probs.sum(1), 1)
+
+
+def test_old_forecast_run_predicts_as_before(ray_session):
+    import pandas as pd
+
+    from raydemand.forecast.data import load_table
+    from raydemand.forecast.run import load_run
+
+    df = load_table(OLD / "forecast_products.csv", require_targets=False)
+    pred = load_run(OLD / "forecast").predict(df)
+    expected = pd.read_csv(OLD / "forecast_expected.csv", dtype={"external_code": str})
+    pd.testing.assert_frame_equal(pred.reset_index(drop=True), expected, check_dtype=False)
