@@ -46,6 +46,7 @@ class ReportedMetrics(ray.train.UserCallback):
             f.write(json.dumps(sorted(metrics[0])) + "\n")
 
 
+@pytest.mark.slow
 def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_path):
     from raydemand.forecast.run import load_run
 
@@ -62,7 +63,6 @@ def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_pa
     second = train(tiny(), visuelle2_dir, run_dir, cache_dir=cache)
     assert [h["epoch"] for h in second["history"]] == [0, 1]
     assert second["history"][0]["val_loss"] == first["history"][0]["val_loss"]
-    assert second["chosen_epoch"] in (0, 1)
     assert second["chosen_epoch"] == int(np.argmin([h["val_loss"] for h in second["history"]]))
     model = read_model(run_dir, "forecast")
     assert model.state["forecaster"] == "crossattnrnn" and "pool" in model.state and model.config["epochs"] == 2
@@ -121,6 +121,7 @@ def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_pa
     json.dumps(attention)
 
 
+@pytest.mark.slow
 def test_baseline_runs_share_the_interface(ray_session, visuelle2_dir, cache, tmp_path):
     from raydemand.forecast.run import load_run
 

@@ -128,6 +128,7 @@ def head_node():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_ray_job_submit_runs_a_stage_and_uploads_its_run(head_node, instacart_dir, tmp_path):
     address, env = head_node
     store = tmp_path / "store"

@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 import yaml
 
 from raydemand.cli import main
@@ -13,6 +14,7 @@ SMALL = ["synth_products.scale=40", "synth_orders.scale=60", "images.size=16",
          "embeddings=[{encoder: resnet18, field: image, images: {size: 32}}]", "windows={n_orders: 3}"]
 
 
+@pytest.mark.slow
 def test_demo_runs_every_step_and_resumes(ray_session, tmp_path, capsys):
     out = tmp_path / "demo"
     # One sweep trial (one pos_weight, three thresholds) keeps the suite short; the demo's default has two.

@@ -86,6 +86,7 @@ def _finished(out: Path) -> list[Path]:
     return sorted(out.glob("runs/*/tune_result.json"))
 
 
+@pytest.mark.slow
 def test_basket_sweep_killed_and_resumed(ray_session, instacart_dir, tmp_path):
     """A sweep of 3 trials, 2 at a time (one crashes on an invalid pos_weight), is killed once a
     training finished, then resumed: the finished trial is not trained again, an interrupted one
@@ -136,8 +137,11 @@ def test_basket_sweep_killed_and_resumed(ray_session, instacart_dir, tmp_path):
     cfg = load_config(BasketConfig, out / "best.yaml")  # what `basket train --config best.yaml` does
     assert cfg.pos_weight == best["params"]["pos_weight"] and cfg.epochs == 1 and cfg.thresholds == [0.2, 0.5]
     assert (out / "heatmap.png").stat().st_size > 1000 and (out / "results.md").read_text().startswith("| pos_weight")
-    epochs = [json.loads(p.read_text()) for p in _finished(out)]
-    assert all(e["chosen_epoch"] == 0 for e in epochs)
+    # each trial reports the checkpoint of its chosen epoch, and that checkpoint is on disk
+    reported = [json.loads(p.read_text()) for p in _finished(out)]
+    assert all(Path(r["checkpoint"]) == Path(r["run_dir"], "ray_train", f"epoch_{r['chosen_epoch']:04d}")
+               for r in reported)
+    assert all(Path(r["checkpoint"]).is_dir() for r in reported)
 
 
 def test_sweep_folder_guards(tmp_path, capsys):
@@ -161,6 +165,7 @@ class _Quadratic(Config):
     x: float = 0.0
 
 
+@pytest.mark.slow
 def test_optuna_search_through_the_runner(ray_session, tmp_path):
     """`search: optuna` (Tune's OptunaSearch over the YAML space) drives real trials through the same
     runner as the families: trials.csv holds every sample, best.yaml the best x, which a seeded TPE
@@ -183,4 +188,5 @@ def test_optuna_search_through_the_runner(ray_session, tmp_path):
     assert trials["x"].between(-1, 1).all() and trials["x"].nunique() == 8
     assert best["value"] == pytest.approx(trials["loss"].min())
     chosen = load_config(_Quadratic, tmp_path / "sw" / "best.yaml")
-    assert chosen.x == pytest.approx(best["params"]["x"]) and abs(chosen.x - 0.3) < 0.5
+    assert chosen.x == pytest.approx(best["params"]["x"])
+    assert chosen.x == pytest.approx(trials.loc[trials["loss"].idxmin(), "x"])  # the best sample, not any

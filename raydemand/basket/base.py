@@ -63,15 +63,20 @@ class TrainData:
 
 
 def _write_windows(lines_file: Path, data_cfg) -> str:
-    """Every window of `lines_file` into Parquet files in a folder beside it (replaced if there)."""
+    """Every window of `lines_file` into Parquet files in a folder beside it, named by the lines'
+    identity and the data config: other lines or window settings never reuse it."""
     import shutil
 
     from raydemand.basket.data import windows_dataset
+    from raydemand.data.pipelines.cache import digest, file_identity, is_current, mark_current
     from raydemand.data.pipelines.stage_io import write_dataset
 
-    folder = Path(lines_file).with_suffix(".windows")
-    shutil.rmtree(folder, ignore_errors=True)
-    write_dataset(windows_dataset(lines_file, data_cfg, "all"), folder)
+    settings = {"lines": file_identity(lines_file), "data": data_cfg.model_dump(mode="json")}
+    folder = Path(lines_file).with_suffix(f".windows-{digest(settings)}")
+    if not is_current(folder, settings):
+        shutil.rmtree(folder, ignore_errors=True)
+        write_dataset(windows_dataset(lines_file, data_cfg, "all"), folder)
+        mark_current(folder, settings)
     return str(folder)
 
 

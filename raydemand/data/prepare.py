@@ -8,8 +8,12 @@ One run folder holds every output, one sub-folder per step:
     OUT/windows                              order-history windows (Parquet)
     OUT/config.yaml, OUT/summary.json        the resolved config and what each step did
 
-A step whose output folder is complete and was made with the same config is not run again, so an
-interrupted run continues where it stopped (`overwrite: true` redoes everything).
+A step whose output folder is complete and was made from the same settings and inputs is not run
+again, so an interrupted run continues where it stopped (`overwrite: true` redoes everything). Each
+step folder holds `_cache_key.json`, the digest of what fixes its content (the step's config less
+its speed settings, the encoder as built, and the input files' paths, sizes and modification times;
+see `raydemand.data.pipelines.cache`): a changed encoder, window setting or regenerated input runs
+the step again.
 Job entrypoint: `python jobs/prepare.py --config jobs/configs/prepare.yaml`.
 """
 
@@ -21,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 from pydantic import Field
 
 from raydemand.config import Config, load_config
+from raydemand.data.pipelines.cache import file_identity, is_current, mark_current
 from raydemand.data.pipelines.embeddings import EmbeddingsConfig
 from raydemand.data.pipelines.images import ImagesConfig
 from raydemand.data.pipelines.windows import WindowsConfig
@@ -50,17 +54,14 @@ class PrepareConfig(Config):
     overwrite: bool = False  # redo steps whose outputs already exist
 
 
-def _same_config(folder: Path, cfg: Config) -> bool:
-    saved = folder / "_config.yaml"
-    return saved.exists() and yaml.safe_load(saved.read_text()) == cfg.model_dump(mode="json")
-
-
-def _step(name: str, folder: Path, cfg: Config, overwrite: bool, work: Callable[[], dict], log) -> dict[str, Any]:
-    if not overwrite and _same_config(folder, cfg) and (folder / "_summary.json").exists():
-        log(f"[{name}] done earlier with the same config: {folder}")
+def _step(name: str, folder: Path, settings: dict[str, Any], overwrite: bool, work: Callable[[], dict],
+          log) -> dict[str, Any]:
+    if not overwrite and is_current(folder, settings) and (folder / "_summary.json").exists():
+        log(f"[{name}] done earlier from the same settings and inputs: {folder}")
         return {**json.loads((folder / "_summary.json").read_text()), "reused": True}
     log(f"[{name}] running -> {folder}")
     summary = work()
+    mark_current(folder, settings)
     log(f"[{name}] {json.dumps({k: v for k, v in summary.items() if k not in ('source', 'out')}, default=str)}")
     return summary
 
@@ -84,7 +85,8 @@ def run_prepare(cfg: PrepareConfig, log: Callable[[str], None] = print) -> dict[
         if spec is None:
             continue
         folder = out / "data" / layout
-        steps[f"synth_{layout}"] = _step(f"synth {layout}", folder, spec, cfg.overwrite,
+        settings = {"layout": layout, **spec.model_dump(mode="json")}
+        steps[f"synth_{layout}"] = _step(f"synth {layout}", folder, settings, cfg.overwrite,
                                          lambda: _synth(layout, folder, spec, cfg.overwrite), log)
         if role == "products":
             products = str(folder)
@@ -98,15 +100,19 @@ def run_prepare(cfg: PrepareConfig, log: Callable[[str], None] = print) -> dict[
     init_ray(cfg.address)
     if products is not None and cfg.images is not None:
         folder = out / "images"
-        steps["images"] = _step("images", folder, cfg.images, cfg.overwrite,
+        settings = {"images": cfg.images.model_dump(mode="json", exclude={"batch_size"}),
+                    "products": file_identity(products)}
+        steps["images"] = _step("images", folder, settings, cfg.overwrite,
                                 lambda: images.run(products, folder, cfg.images, overwrite=True), log)
     for emb in cfg.embeddings if products is not None else []:
         folder = out / "embeddings" / f"{emb.encoder.replace('/', '_')}-{emb.field}"
-        steps[f"embeddings/{folder.name}"] = _step(f"embeddings {folder.name}", folder, emb, cfg.overwrite,
+        settings = embeddings.cache_settings(emb, file_identity(products))
+        steps[f"embeddings/{folder.name}"] = _step(f"embeddings {folder.name}", folder, settings, cfg.overwrite,
                                                    lambda: embeddings.run(products, folder, emb, overwrite=True), log)
     if orders is not None and cfg.windows is not None:
         folder = out / "windows"
-        steps["windows"] = _step("windows", folder, cfg.windows, cfg.overwrite,
+        settings = windows.cache_settings(cfg.windows, file_identity(orders))
+        steps["windows"] = _step("windows", folder, settings, cfg.overwrite,
                                  lambda: windows.run(orders, folder, cfg.windows, overwrite=True), log)
     steps["seconds_after_synth"] = round(time.perf_counter() - started, 2)
     with atomic_write(out / "summary.json", "w") as f:

@@ -9,9 +9,10 @@ model sees ~1.0 for an average week whatever the data set.
 
 from __future__ import annotations
 
-import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from raydemand.data.schema import TARGET_COLUMNS
 from raydemand.errors import InputError
 from raydemand.forecast.config import ForecastConfig, RetrievalConfig
 from raydemand.forecast.retrieval import Neighbours, Side, neighbour_curves, retrieve
+
+if TYPE_CHECKING:
+    from raydemand.data.pipelines.embeddings import EmbeddingsConfig
 
 UNITS_FILE = "units_per_value.json"
 
@@ -75,62 +79,72 @@ def _products(df: pd.DataFrame) -> pd.DataFrame:
     return df[cols].drop_duplicates("external_code").reset_index(drop=True)
 
 
-def _cached(folder: Path, keys: set[str]) -> dict[str, np.ndarray] | None:
-    """{key: vector} from an embeddings folder that covers `keys`, else None."""
-    from raydemand.data.pipelines.embeddings import load_embeddings
+def _inputs(table: pd.DataFrame, field: str) -> str:
+    """The identity of what an encoder reads from `table`: codes with their caption texts, or codes
+    with their image files (path, size, modification time: an image replaced in place is new)."""
+    from raydemand.data.pipelines.cache import digest
 
-    if not (folder / "_encoder.json").is_file():
-        return None
-    k, v = load_embeddings(folder)
-    table = dict(zip(k.astype(str), v))
-    return table if keys <= set(table) else None
+    if field == "caption":
+        return digest(table[["external_code", "caption"]].to_numpy().tolist())
+    stats = []
+    for code, path in table[["external_code", "image_path"]].itertuples(index=False):
+        st = Path(path).stat()
+        stats.append((code, path, st.st_size, st.st_mtime_ns))
+    return digest(stats)
+
+
+def _embed(table: pd.DataFrame, emb_cfg: EmbeddingsConfig, cache_dir: Path) -> tuple[dict[str, np.ndarray], int]:
+    """({code: vector}, dim) of every row of `table` (rows with a non-empty `emb_cfg.field`).
+
+    Each (encoder, image reading, inputs) gets its own folder, named by the digest of those settings,
+    so a changed encoder or caption recomputes, the same ones reuse, and trials that share a cache
+    folder never write into one another's vectors.
+    """
+    from raydemand.data.pipelines.cache import digest, is_current
+    from raydemand.data.pipelines.embeddings import cache_settings, load_embeddings, run
+    from raydemand.io import write_table
+
+    settings = cache_settings(emb_cfg, _inputs(table, emb_cfg.field))
+    dim = settings["encoder"]["dim"]
+    if table.empty:
+        return {}, dim
+    folder = cache_dir / f"{emb_cfg.field}_emb" / digest(settings)
+    if not is_current(folder, settings):
+        # The pipeline reads products from a file: a private one, as trials may share `cache_dir`.
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            source = write_table(table.assign(release_date=table["release_date"].dt.strftime("%Y-%m-%d")),
+                                 Path(tmp) / "products.parquet")
+            run(source, folder, emb_cfg, overwrite=True, cache_key=settings)
+    keys, vectors = load_embeddings(folder)
+    return dict(zip(keys.astype(str), vectors)), dim
 
 
 def embed_products(df: pd.DataFrame, cfg: ForecastConfig, cache_dir: str | Path) -> dict:
-    """Captions and frozen embeddings of every product of `df`, computed once into `cache_dir`.
+    """Captions and frozen embeddings of every product of `df`; vectors are cached in `cache_dir`,
+    keyed by the encoder, its arguments, the image size and the captions or image files encoded.
 
     Returns {'caption': {code: text}, 'caption_vec': {code: vec}, 'image_vec': {code: vec},
     'caption_dim', 'image_dim'}; products without a caption or an image have no vector.
     """
-    from raydemand.data.pipelines.embeddings import EmbeddingsConfig, run
+    from raydemand.data.pipelines.embeddings import EmbeddingsConfig
     from raydemand.data.pipelines.images import ImagesConfig
-    from raydemand.encoders import create_encoder
     from raydemand.forecast.captions import caption_products
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     products = _products(df)
     products["caption"] = caption_products(products, cfg.captions).to_numpy()
-    table = products[["external_code", "release_date", "caption"] +
-                     (["image_path"] if "image_path" in products else [])].copy()
-    table_path = cache_dir / "products.parquet"
-    from raydemand.io import write_table
+    if "image_path" not in products:
+        products["image_path"] = ""
+    table = products[["external_code", "release_date", "caption", "image_path"]].copy()
 
-    write_table(table.assign(release_date=table["release_date"].dt.strftime("%Y-%m-%d")), table_path)
-
-    text_args = {"pooling": cfg.data.text_pooling}
-    text_cfg = EmbeddingsConfig(encoder=cfg.data.text_encoder, encoder_args=text_args, field="caption",
-                                batch_size=cfg.data.embed_batch_size)
-    with_caption = set(table.loc[table["caption"].str.strip() != "", "external_code"])
-    caption_dim = create_encoder(cfg.data.text_encoder, **text_args).dim
-    caption_vec = {}
-    if with_caption:
-        caption_vec = _cached(cache_dir / "caption_emb", with_caption)
-        if caption_vec is None:
-            run(table_path, cache_dir / "caption_emb", text_cfg, overwrite=True)
-            caption_vec = _cached(cache_dir / "caption_emb", with_caption)
-
-    image_vec, image_dim = {}, create_encoder(cfg.data.image_encoder, **cfg.data.image_encoder_args).dim
-    with_image = set(table.loc[table["image_path"] != "", "external_code"]) if "image_path" in table else set()
-    if with_image:
-        image_cfg = EmbeddingsConfig(encoder=cfg.data.image_encoder, encoder_args=cfg.data.image_encoder_args,
-                                     field="image", images=ImagesConfig(size=cfg.data.image_size),
-                                     batch_size=cfg.data.embed_batch_size)
-        image_vec = _cached(cache_dir / "image_emb", with_image)
-        if image_vec is None:
-            run(table_path, cache_dir / "image_emb", image_cfg, overwrite=True)
-            image_vec = _cached(cache_dir / "image_emb", with_image)
-    (cache_dir / "_encoders.json").write_text(json.dumps({"caption_dim": caption_dim, "image_dim": image_dim}))
+    text_cfg = EmbeddingsConfig(encoder=cfg.data.text_encoder, encoder_args={"pooling": cfg.data.text_pooling},
+                                field="caption", batch_size=cfg.data.embed_batch_size)
+    caption_vec, caption_dim = _embed(table[table["caption"].str.strip() != ""], text_cfg, cache_dir)
+    image_cfg = EmbeddingsConfig(encoder=cfg.data.image_encoder, encoder_args=cfg.data.image_encoder_args,
+                                 field="image", images=ImagesConfig(size=cfg.data.image_size),
+                                 batch_size=cfg.data.embed_batch_size)
+    image_vec, image_dim = _embed(table[table["image_path"] != ""], image_cfg, cache_dir)
     return {"caption": dict(zip(table["external_code"], table["caption"])), "caption_vec": caption_vec,
             "image_vec": image_vec, "caption_dim": caption_dim, "image_dim": image_dim}
 

@@ -3,8 +3,10 @@ ForecastConfig key; objective: validation WAPE (the latest releases of the train
 split is never read), with ASHA stopping weak trials on the WAPE of each epoch.
 
 Trials share one embedding cache (SWEEP_DIR/cache), filled once by the driver before the trials
-start: captions and frozen-encoder vectors do not depend on loss, model or optimiser keys. The cache
-is keyed by product only, so a sweep over `captions.*` or `data.*` keys gives every trial its own.
+start: captions and frozen-encoder vectors do not depend on loss, model or optimiser keys. Entries
+are keyed by encoder, image size and the captions encoded (see `forecast.data.embed_products`), so
+no trial reads another config's vectors; a sweep over `captions.*` or `data.*` keys still gives every
+trial its own cache, so that trials do not compute the same new entry side by side.
 """
 
 from __future__ import annotations

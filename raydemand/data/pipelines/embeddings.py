@@ -4,7 +4,9 @@ Images come through the images pipeline (tasks decode, resize, normalise); texts
 `caption` or `text` column. Either way an actor pool holds the encoder, so the model is loaded
 once per actor and not once per batch; with GPUs in the cluster every actor gets one. The output
 folder holds Parquet (key, `embedding` as a fixed-size float32 list) and `_encoder.json`, the
-encoder's name, kind, dim and arguments, so that training knows what produced the vectors.
+encoder's name, kind, dim and arguments, so that training knows what produced the vectors. A folder
+kept as a cache across runs also holds `_cache_key.json` (see `cache_settings` and
+`raydemand.data.pipelines.cache`), so that vectors of another encoder or other inputs are never reused.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 from pydantic import Field
 
 from raydemand.config import Config
+from raydemand.data.pipelines.cache import file_identity, key_record
 from raydemand.data.pipelines.images import ImagesConfig, images_dataset
 from raydemand.data.pipelines.stage_io import (
     FLOAT_PARQUET_ARGS,
@@ -111,9 +114,25 @@ def embeddings_dataset(source: str | Path, cfg: EmbeddingsConfig, split: str | N
     return ds, described, info
 
 
+def cache_settings(cfg: EmbeddingsConfig, inputs: Any) -> dict[str, Any]:
+    """What fixes the vectors of an embeddings folder: the encoder as built (name, dim, weights or
+    seed, pooling, ...; and the files of a local model folder, which may be retrained in place), the
+    field, how images are read, and `inputs`, the identity of what is encoded. Batch size and
+    concurrency change only speed, so they are left out."""
+    described = create_encoder(cfg.encoder, **cfg.encoder_args).describe()
+    local = {k: file_identity(v) for k, v in described.items() if isinstance(v, str) and Path(v).is_dir()}
+    settings = {"encoder": described, "model_files": local, "field": cfg.field, "inputs": inputs}
+    if cfg.field == "image":
+        settings["images"] = cfg.images.model_dump(mode="json", exclude={"batch_size"})
+    return settings
+
+
 def run(source: str | Path, out: str | Path, cfg: EmbeddingsConfig | None = None, *, split: str | None = None,
-        overwrite: bool = False) -> dict[str, Any]:
-    """Encode every product of `source` once and write the vectors to `out` (written atomically)."""
+        overwrite: bool = False, cache_key: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Encode every product of `source` once and write the vectors to `out` (written atomically).
+
+    `cache_key`: the `cache_settings` the vectors answer to, written into the folder with it, so
+    that a reader never finds new vectors under an old key or the reverse."""
     cfg = cfg or EmbeddingsConfig()
     start = time.perf_counter()
     ds, described, info = embeddings_dataset(source, cfg, split=split)
@@ -128,7 +147,8 @@ def run(source: str | Path, out: str | Path, cfg: EmbeddingsConfig | None = None
                    "seconds": round(time.perf_counter() - start, 2)}
         encoder = {**described, "field": cfg.field,
                    **({"images": cfg.images.model_dump(mode="json")} if cfg.field == "image" else {})}
-        write_metadata(tmp, cfg, summary, encoder=encoder)
+        keys = {"cache_key": key_record(cache_key)} if cache_key is not None else {}
+        write_metadata(tmp, cfg, summary, encoder=encoder, **keys)
     return summary
 
 

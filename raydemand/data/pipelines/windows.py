@@ -278,6 +278,12 @@ def windows_dataset(source: str | Path, cfg: WindowsConfig, split: str | None = 
         _windows_of_bucket, batch_format="pandas", fn_kwargs={"cfg": cfg, "source": name})
 
 
+def cache_settings(cfg: WindowsConfig, inputs: Any) -> dict[str, Any]:
+    """What fixes a windows folder: the window settings and `inputs`, the identity of the order
+    lines (`cache.file_identity`); `buckets` changes only how the work is split."""
+    return {"windows": cfg.model_dump(mode="json", exclude={"buckets"}), "orders": inputs}
+
+
 def run(source: str | Path, out: str | Path, cfg: WindowsConfig | None = None, *, split: str | None = None,
         overwrite: bool = False) -> dict[str, Any]:
     """Build the windows of every user of `source` into Parquet files in `out` (written atomically)."""
