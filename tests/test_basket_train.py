@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from raydemand.cli import main
+from raydemand.runs import read_model
 
 FAST = ["--set", "batch_size=128", "--set", "net.embeddings=random", "--set", "net.order_hidden=32",
         "--set", "net.embed_dim=16"]
@@ -24,8 +25,6 @@ def cnngru_run(ray_session, instacart_dir, tmp_path_factory):
 
 @pytest.mark.slow
 def test_train_writes_a_self_contained_run(cnngru_run):
-    from raydemand.runs import read_model
-
     model = read_model(cnngru_run, "basket")
     assert model.state["model"] == "cnngru" and 0 < model.state["threshold"] < 1 and model.config["seed"] == 3
     metrics = json.loads((cnngru_run / "metrics.json").read_text())
@@ -53,7 +52,7 @@ def test_predict_every_user_and_evaluate(cnngru_run, instacart_dir, tmp_path, ca
     assert result["k"] == 5 and result["users"] > 0
     assert 0 < result["recall@5"] <= 1
     # the basket is cut at the threshold picked on validation users, never re-picked on test users
-    assert result["threshold"] == torch.load(cnngru_run / "model.pt", weights_only=True)["threshold"]
+    assert result["threshold"] == read_model(cnngru_run, "basket").state["threshold"]
 
 
 @pytest.mark.slow

@@ -66,7 +66,7 @@ def share_image_embeddings(root: Path, captioner: str) -> None:
     for part in ("train", "test"):
         target = root / captioner / part / "image_emb"
         sources = [d / part / "image_emb" for d in sorted(root.glob("*")) if d.name != captioner]
-        done = [d for d in sources if (d / "_encoder.json").is_file()]
+        done = [d for d in sources if d.is_dir()]  # entries are keyed by encoder and inputs: safe to share
         if done and not target.exists():
             shutil.copytree(done[0], target)
 
