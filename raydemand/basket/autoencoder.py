@@ -92,7 +92,7 @@ class AutoencoderTask(TrainTask):
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        return {"train_loss": float(loss)}, len(idx)
+        return {"train_loss": float(loss.detach())}, len(idx)
 
     def evaluate(self, report: int, ctx) -> tuple[dict[str, float], float]:
         part = validation_shard(len(self.x), ctx)

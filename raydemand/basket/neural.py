@@ -102,7 +102,7 @@ class BasketTask(TrainTask):
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        return {"train_loss": float(loss)}, len(enc["target"])
+        return {"train_loss": float(loss.detach())}, len(enc["target"])
 
     def evaluate(self, epoch: int, ctx) -> tuple[dict[str, float], float]:
         return validate(unwrap(self.model), self.val, self.cfg, ctx.device), 1.0
