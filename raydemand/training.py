@@ -5,10 +5,13 @@ the best `keep_checkpoints` by the validation metric kept (plus the latest), `Fa
 and — because Ray Train V2 restores a run from its storage folder — calling `fit` again with the same
 run directory resumes from the latest checkpoint instead of starting over.
 
-Worker side, a loop function uses `worker()` (device, rank, bf16 autocast), `prepare_model` /
-`prepare_data_loader` (DDP and distributed sampling when there are several workers), `Checkpointer`
-(save every epoch, restore on resume; any number of modules and optimisers, e.g. a GAN's G, D1, D2),
-`all_reduce_mean` (one validation number on every worker) and `EarlyStopping`.
+Worker side, a family writes a `TrainTask` (its modules, one training step, its share of one
+evaluation) and its loop function is `run_loop(task)`, which owns the rest: per-rank seeding, the
+padded sharding that gives every rank the same number of batches (`shard_batches`), the validation
+split across ranks with count-weighted reduction (`validation_shard`, `reduce_sums`), checkpoints
+and resume (`Checkpointer`), early stopping (`EarlyStopping`) and reporting. Outside Ray Train (a
+bench, a unit test) the same loop runs in-process as rank 0 of 1, or on a plain torch.distributed
+group, and checkpoints nothing.
 
 Checkpoints are a single `state.pt` that `torch.load(..., weights_only=True)` reads: state dicts,
 the epoch, the metric history and an `extra` dict of plain values.
@@ -19,9 +22,10 @@ from __future__ import annotations
 import contextlib
 import math
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 from pydantic import Field
 
@@ -64,25 +68,40 @@ class WorkerContext:
         return contextlib.nullcontext()
 
 
-def worker(bf16: bool = True) -> WorkerContext:
-    """The calling Ray Train worker's device and rank (rank 0 of 1 outside Ray Train, on CPU)."""
+def in_ray_train() -> bool:
+    """Whether this process is a Ray Train worker (inside a function `fit` launched)."""
     import ray.train
-    import torch
 
     try:
-        ctx = ray.train.get_context()
-        rank, world = ctx.get_world_rank(), ctx.get_world_size()
+        ray.train.get_context()
+    except RuntimeError:
+        return False
+    return True
+
+
+def worker(bf16: bool = True) -> WorkerContext:
+    """The calling Ray Train worker's device and rank. Outside Ray Train: the rank of a plain
+    torch.distributed group when one is initialised (e.g. under torchrun), else rank 0 of 1; on CPU."""
+    import torch
+    import torch.distributed as dist
+
+    if in_ray_train():
+        import ray.train
         from ray.train.torch import get_device
 
-        device = get_device()
-    except (RuntimeError, AttributeError):
-        rank, world, device = 0, 1, torch.device("cpu")
-    return WorkerContext(device=device, rank=rank, world_size=world, bf16=bf16)
+        ctx = ray.train.get_context()
+        return WorkerContext(device=get_device(), rank=ctx.get_world_rank(), world_size=ctx.get_world_size(),
+                             bf16=bf16)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    return WorkerContext(device=torch.device("cpu"), rank=rank, world_size=world, bf16=bf16)
 
 
 def prepare_model(model, **kwargs):
     """`ray.train.torch.prepare_model`: moves the model to the worker's device, wraps it in DDP when needed
-    (keyword arguments go to it, e.g. `parallel_strategy_kwargs={"find_unused_parameters": True}`)."""
+    (keyword arguments go to it, e.g. `parallel_strategy_kwargs={"find_unused_parameters": True}`).
+    Outside Ray Train the model is returned as it is (on the CPU)."""
+    if not in_ray_train():
+        return model
     from ray.train.torch import prepare_model as _prepare
 
     return _prepare(model, **kwargs)
@@ -114,6 +133,144 @@ def all_reduce_mean(values: dict[str, float], weight: float = 1.0) -> dict[str, 
     dist.all_reduce(t)
     t = t.cpu()
     return {k: float(t[i] / t[-1]) for i, k in enumerate(keys)}
+
+
+def reduce_sums(sums: dict[str, float], count: float) -> dict[str, float]:
+    """Means over the rows of every rank, from each rank's sums over its own rows and their count (so a
+    validation set split across ranks gives the numbers one rank would get from all of it)."""
+    return all_reduce_mean({k: float(v) / max(count, 1) for k, v in sums.items()}, weight=float(count))
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether `flag` holds on any worker; every worker gets the same answer."""
+    return all_reduce_mean({"flag": float(flag)})["flag"] > 0
+
+
+def shard_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                  drop_last: bool = False) -> list[Any]:
+    """This rank's batches of row indices for one epoch over `n` rows (indices sorted within a batch).
+
+    torch's `DistributedSampler` shuffles by (seed, epoch) and pads the permutation by wrapping, so
+    every rank gets ceil(n / world) rows and the same number of batches: a rank with fewer would leave
+    the others waiting in a DDP all-reduce. `drop_last` drops a partial last batch when there is a
+    full one (a rank with fewer rows than `batch_size` gets them all as one batch)."""
+    import numpy as np
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    idx = np.fromiter(iter(sampler), np.int64, count=len(sampler))
+    end = len(idx) - len(idx) % batch_size if drop_last and len(idx) >= batch_size else len(idx)
+    return [np.sort(idx[i:i + batch_size]) for i in range(0, end, batch_size)]
+
+
+def validation_shard(n: int, ctx: WorkerContext):
+    """This rank's validation rows: every row on exactly one rank (no padding, which would count rows twice)."""
+    import numpy as np
+
+    return np.arange(ctx.rank, n, ctx.world_size)
+
+
+def seed_worker(seed: int, rank: int) -> None:
+    """Seed torch with a stream of its own per (seed, rank): ranks draw different noise and dropout."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(int(np.random.SeedSequence([seed, rank]).generate_state(1)[0]))
+
+
+class StepMeans:
+    """Weighted means of per-step values (weight: e.g. the rows of the step's batch)."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.weight = 0.0
+
+    def add(self, values: dict[str, float], weight: float = 1.0) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v) * weight
+        self.weight += weight
+
+    def means(self) -> dict[str, float]:
+        return {k: v / (self.weight or 1.0) for k, v in self.sums.items()}
+
+
+class TrainTask:
+    """What one family says about its training; `run_loop` does the rest (see docs/training.md).
+
+    A subclass sets the attributes below (usually from its config in `__init__`) and writes `setup`,
+    `batches`, `train_step` and `evaluate`; `finish` and `stop_on_nonfinite` are optional.
+    """
+
+    name = "train"  # the progress bar's label
+    epochs = 1  # reports (one checkpoint each) in the whole run
+    seed = 0
+    bf16 = True  # bf16 autocast on a GPU
+    metric = "val_loss"  # early stopping watches it; `fit` should select checkpoints by the same one
+    mode: Literal["min", "max"] = "min"
+    patience: int | None = None  # epochs without improvement before stopping; None: never stop early
+    stop_on_nonfinite = False  # end the epoch at the first non-finite step on any rank, and the run after it
+
+    def setup(self, ctx: WorkerContext) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Build the modules (`prepare_model`) and optimisers after seeding; returns both by name, for the
+        checkpoint."""
+        raise NotImplementedError
+
+    def batches(self, epoch: int, ctx: WorkerContext) -> Iterable[Any]:
+        """This rank's batches of `epoch`; every rank must get as many (e.g. `shard_batches`)."""
+        raise NotImplementedError
+
+    def train_step(self, batch: Any, epoch: int, ctx: WorkerContext) -> tuple[dict[str, float], float]:
+        """One optimiser step on `batch`: the values to report (their epoch mean) and their weight."""
+        raise NotImplementedError
+
+    def evaluate(self, epoch: int, ctx: WorkerContext) -> tuple[dict[str, float], float]:
+        """This rank's share of the validation (e.g. `validation_shard`): sums over its rows and their
+        count. A metric that is no mean over rows is computed from all rows on every rank, count 1."""
+        raise NotImplementedError
+
+    def finish(self, metrics: dict[str, float], seconds: float, seen: float) -> dict[str, float]:
+        """The epoch's report from the reduced means (`seconds`: this rank's training time, `seen`: the
+        summed weights of its steps)."""
+        return metrics
+
+
+def run_loop(task: TrainTask) -> list[dict[str, float]]:
+    """Train `task` on this worker (a Ray Train loop function's body); returns the metric history."""
+    ctx = worker(task.bf16)
+    seed_worker(task.seed, ctx.rank)
+    modules, optimizers = task.setup(ctx)
+    ckpt = Checkpointer(modules, optimizers)
+    stopper = EarlyStopping(task.patience, task.mode)
+    state = ckpt.restore()
+    if state is not None and "early_stop" in state.extra:  # GAN checkpoints written before 2026-12 lack it
+        stopper.load_state_dict(state.extra["early_stop"])
+    for epoch in range(state.epoch if state else 0, task.epochs):
+        for module in modules.values():
+            module.train()
+        start = time.perf_counter()
+        steps = _train_epoch(task, epoch, ctx)
+        seconds = time.perf_counter() - start
+        train = all_reduce_mean(steps.means(), weight=steps.weight)
+        metrics = task.finish({**train, **reduce_sums(*task.evaluate(epoch, ctx))}, seconds, steps.weight)
+        stop = stopper.step(metrics[task.metric])
+        ckpt.report(epoch, metrics, extra={"early_stop": stopper.state_dict()})
+        if stop or (task.stop_on_nonfinite and not all(math.isfinite(v) for v in train.values())):
+            break
+    return ckpt.history
+
+
+def _train_epoch(task: TrainTask, epoch: int, ctx: WorkerContext) -> StepMeans:
+    from tqdm import tqdm
+
+    steps = StepMeans()
+    for batch in tqdm(task.batches(epoch, ctx), desc=f"{task.name} epoch {epoch + 1}/{task.epochs}",
+                      disable=not ctx.is_main, leave=False, mininterval=5):
+        values, weight = task.train_step(batch, epoch, ctx)
+        steps.add(values, weight)
+        if task.stop_on_nonfinite and any_rank(not all(math.isfinite(v) for v in values.values())):
+            break
+    return steps
 
 
 class EarlyStopping:
@@ -153,7 +310,8 @@ class TrainState:
 
 
 class Checkpointer:
-    """Saves `modules` and `optimizers` with every epoch's report; restores them on resume."""
+    """Saves `modules` and `optimizers` with every epoch's report; restores them on resume. Outside
+    Ray Train it only keeps the metric history: there is no run to restore or report to."""
 
     def __init__(self, modules: dict[str, Any], optimizers: dict[str, Any] | None = None):
         self.modules, self.optimizers = modules, optimizers or {}
@@ -163,7 +321,7 @@ class Checkpointer:
         """The state of the latest checkpoint when this run resumes (or restarts after a failure), else None."""
         import ray.train
 
-        checkpoint = ray.train.get_checkpoint()
+        checkpoint = ray.train.get_checkpoint() if in_ray_train() else None
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as folder:
@@ -184,6 +342,8 @@ class Checkpointer:
 
         metrics = {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch}
         self.history.append(metrics)
+        if not in_ray_train():
+            return
         if ray.train.get_context().get_world_rank() != 0:
             ray.train.report(metrics, checkpoint=None)
             return

@@ -19,6 +19,7 @@ from torch import nn
 from raydemand.basket.config import AutoencoderConfig
 from raydemand.basket.data import Vocab
 from raydemand.io import atomic_path
+from raydemand.training import TrainTask, prepare_model, run_loop, shard_batches, unwrap, validation_shard
 
 
 def product_profiles(lines: pd.DataFrame, vocab: Vocab, cfg: AutoencoderConfig) -> np.ndarray:
@@ -60,44 +61,50 @@ class ProductAutoencoder(nn.Module):
         return z, self.decoder(z)  # reconstruction logits (B, n_inputs)
 
 
-def _loop(config: dict) -> None:
-    from raydemand.training import Checkpointer, EarlyStopping, all_reduce_mean, prepare_model, worker
+class AutoencoderTask(TrainTask):
+    """The autoencoder in the training skeleton: one report per `report_every` passes over this rank's
+    padded shard of the products; early stopping on the reconstruction loss of all products, each
+    rank scoring its share of them."""
 
-    cfg = AutoencoderConfig.model_validate(config["cfg"])
-    torch.manual_seed(config["seed"])
-    ctx = worker()
-    x = torch.as_tensor(config["profiles"])  # (P, C)
-    model = prepare_model(ProductAutoencoder(x.shape[1], cfg))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    ckpt = Checkpointer({"model": model}, {"opt": opt})
-    state = ckpt.restore()
-    stopper = EarlyStopping(3, "min")
-    if state:
-        stopper.load_state_dict(state.extra["early_stop"])
-    loss_fn = nn.BCEWithLogitsLoss()
-    own = torch.arange(ctx.rank, len(x), ctx.world_size)  # this worker's products
-    rounds = -(-cfg.epochs // cfg.report_every)  # one report per `report_every` epochs
-    for report in range(state.epoch if state else 0, rounds):
-        model.train()
-        total, seen = 0.0, 0
-        for _ in range(min(cfg.report_every, cfg.epochs - report * cfg.report_every)):
-            order = own[torch.randperm(len(own))]
-            for i in range(0, len(order), cfg.batch_size):
-                xb = x[order[i:i + cfg.batch_size]].to(ctx.device)
-                _, recon = model(xb)
-                loss = loss_fn(recon, xb)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total, seen = total + float(loss) * len(xb), seen + len(xb)
-        model.eval()
+    name, metric, patience = "autoencoder", "recon_loss", 3
+
+    def __init__(self, config: dict):
+        self.cfg = AutoencoderConfig.model_validate(config["cfg"])
+        self.x = torch.as_tensor(config["profiles"])  # (P, C)
+        self.seed = config["seed"]
+        self.epochs = -(-self.cfg.epochs // self.cfg.report_every)
+
+    def setup(self, ctx):
+        self.model = prepare_model(ProductAutoencoder(self.x.shape[1], self.cfg))
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
+        return {"model": self.model}, {"opt": self.opt}
+
+    def batches(self, report: int, ctx) -> list[np.ndarray]:
+        every = self.cfg.report_every
+        passes = range(report * every, min((report + 1) * every, self.cfg.epochs))
+        return [idx for p in passes
+                for idx in shard_batches(len(self.x), self.cfg.batch_size, self.seed, p, ctx.rank, ctx.world_size)]
+
+    def train_step(self, idx: np.ndarray, report: int, ctx) -> tuple[dict[str, float], float]:
+        xb = self.x[idx].to(ctx.device)
+        _, recon = self.model(xb)
+        loss = nn.functional.binary_cross_entropy_with_logits(recon, xb)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return {"train_loss": float(loss.detach())}, len(idx)
+
+    def evaluate(self, report: int, ctx) -> tuple[dict[str, float], float]:
+        part = validation_shard(len(self.x), ctx)
+        model = unwrap(self.model).eval()
         with torch.no_grad():
-            val = float(loss_fn(model(x.to(ctx.device))[1], x.to(ctx.device)))
-        metrics = all_reduce_mean({"train_loss": total / max(seen, 1), "recon_loss": val})
-        stop = stopper.step(metrics["recon_loss"])
-        ckpt.report(report, metrics, extra={"early_stop": stopper.state_dict()})
-        if stop:
-            break
+            xb = self.x[part].to(ctx.device)
+            loss = nn.functional.binary_cross_entropy_with_logits(model(xb)[1], xb, reduction="none")  # (n, C)
+        return {"recon_loss": float(loss.mean(1).sum())}, len(part)
+
+
+def _loop(config: dict) -> None:
+    run_loop(AutoencoderTask(config))
 
 
 def train_autoencoder(lines: pd.DataFrame, vocab: Vocab, cfg: AutoencoderConfig, run_dir: Path, seed: int,

@@ -9,7 +9,6 @@ Checkpoints are kept and training stops early by validation NDCG@K.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from raydemand.basket.base import BasketPredictor, TrainData, register_predictor
 from raydemand.basket.config import BasketConfig
 from raydemand.basket.data import Vocab, encode
 from raydemand.basket.models import create_model
+from raydemand.training import TrainTask, prepare_model, run_loop, unwrap
 
 INPUTS = ("orders", "order_mask", "feats", "context")
 SCORE_BATCH = 512
@@ -64,49 +64,55 @@ def validate(model: nn.Module, enc: dict[str, np.ndarray], cfg: BasketConfig, de
             "val_precision": rank[f"precision@{cfg.k}"], "val_best_f1_micro": f1}
 
 
+class BasketTask(TrainTask):
+    """CNNGRU / AttentionGRU in the training skeleton: Adam steps on this worker's Ray Data shard of the
+    training windows (Ray Train splits the dataset equally), early stopping on validation NDCG@K.
+    Every worker scores all validation windows: the best F1 over thresholds is no mean over users."""
+
+    metric, mode = CHECKPOINT_METRIC, "max"
+
+    def __init__(self, config: dict[str, Any]):
+        self.cfg = BasketConfig.model_validate(config["cfg"])
+        self.vocab = Vocab.from_state(config["vocab"])
+        self.vectors, self.val_windows = config["vectors"], config["val_windows"]
+        self.name, self.epochs, self.seed = self.cfg.model, self.cfg.epochs, self.cfg.seed
+        self.patience, self.bf16 = self.cfg.patience, self.cfg.train.bf16
+
+    def setup(self, ctx):
+        import ray.train
+
+        cfg = self.cfg
+        self.model = prepare_model(create_model(cfg.model, len(self.vocab), cfg.net, self.vectors))
+        self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr,
+                                    weight_decay=cfg.weight_decay)
+        self.val = encode(self.val_windows, self.vocab, cfg.data, cfg.decay)
+        self.shard = ray.train.get_dataset_shard("train")
+        return {"model": self.model}, {"opt": self.opt}
+
+    def batches(self, epoch: int, ctx):
+        return self.shard.iter_batches(batch_size=self.cfg.batch_size, batch_format="pyarrow",
+                                       local_shuffle_buffer_size=self.cfg.shuffle_buffer,
+                                       local_shuffle_seed=self.seed * 1000 + epoch * 10 + ctx.rank)
+
+    def train_step(self, batch, epoch: int, ctx) -> tuple[dict[str, float], float]:
+        enc = encode(batch, self.vocab, self.cfg.data, self.cfg.decay)
+        with ctx.autocast():
+            logits = self.model(*to_tensors(enc, ctx.device))  # (B, P)
+        loss = bce(logits, torch.as_tensor(enc["target"]).to(ctx.device), self.cfg.pos_weight)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return {"train_loss": float(loss.detach())}, len(enc["target"])
+
+    def evaluate(self, epoch: int, ctx) -> tuple[dict[str, float], float]:
+        return validate(unwrap(self.model), self.val, self.cfg, ctx.device), 1.0
+
+    def finish(self, metrics: dict[str, float], seconds: float, seen: float) -> dict[str, float]:
+        return metrics | {"train_windows": seen, "epoch_seconds": seconds, "windows_per_s": seen / max(seconds, 1e-9)}
+
+
 def _train_loop(config: dict[str, Any]) -> None:
-    import ray.train
-
-    from raydemand.training import Checkpointer, EarlyStopping, all_reduce_mean, prepare_model, worker
-
-    cfg = BasketConfig.model_validate(config["cfg"])
-    vocab = Vocab.from_state(config["vocab"])
-    ctx = worker(cfg.train.bf16)
-    torch.manual_seed(cfg.seed * 1000 + ctx.rank)
-    vectors = config["vectors"]
-    model = prepare_model(create_model(cfg.model, len(vocab), cfg.net, vectors))
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                           weight_decay=cfg.weight_decay)
-    ckpt = Checkpointer({"model": model}, {"opt": opt})
-    state = ckpt.restore()
-    stopper = EarlyStopping(cfg.patience, "max")
-    if state:
-        stopper.load_state_dict(state.extra["early_stop"])
-    val = encode(config["val_windows"], vocab, cfg.data, cfg.decay)
-    shard = ray.train.get_dataset_shard("train")
-    for epoch in range(state.epoch if state else 0, cfg.epochs):
-        model.train()
-        total, seen, start = 0.0, 0, time.perf_counter()
-        for batch in shard.iter_batches(batch_size=cfg.batch_size, batch_format="pyarrow",
-                                        local_shuffle_buffer_size=cfg.shuffle_buffer,
-                                        local_shuffle_seed=cfg.seed * 1000 + epoch * 10 + ctx.rank):
-            enc = encode(batch, vocab, cfg.data, cfg.decay)
-            with ctx.autocast():
-                logits = model(*to_tensors(enc, ctx.device))  # (B, P)
-            loss = bce(logits, torch.as_tensor(enc["target"]).to(ctx.device), cfg.pos_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss) * len(enc["target"])
-            seen += len(enc["target"])
-        seconds = time.perf_counter() - start
-        metrics = {"train_loss": total / max(seen, 1), **validate(model, val, cfg, ctx.device)}
-        metrics = all_reduce_mean(metrics)
-        metrics |= {"train_windows": seen, "epoch_seconds": seconds, "windows_per_s": seen / max(seconds, 1e-9)}
-        stop = stopper.step(metrics[CHECKPOINT_METRIC])
-        ckpt.report(epoch, metrics, extra={"early_stop": stopper.state_dict()})
-        if stop:
-            break
+    run_loop(BasketTask(config))
 
 
 class NeuralPredictor(BasketPredictor):

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from raydemand import runs
 from raydemand.design.config import ScorerConfig
 from raydemand.design.images import ImageSet, load_images
 from raydemand.errors import InputError
-from raydemand import runs
 from raydemand.io import atomic_path
+from raydemand.training import TrainTask, prepare_model, run_loop, shard_batches, unwrap, validation_shard
 
 REFERENCE_FILE = "reference.npz"
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # ImageNet statistics: pretrained weights expect them
@@ -94,63 +95,67 @@ def _augment(x, generator):
     return padded[:, :, dy:dy + h, dx:dx + w]
 
 
-def _loop(config: dict[str, Any]) -> None:
-    import ray
-    import torch
-    import torch.nn.functional as F
-    from tqdm import tqdm
+class ScorerTask(TrainTask):
+    """The scorer in the training skeleton: AdamW steps on this rank's padded shard of the training
+    images, early stopping on the validation loss over every rank's share of the validation images."""
 
-    from raydemand.training import Checkpointer, EarlyStopping, all_reduce_mean, prepare_model, worker
+    name = "scorer"
 
-    cfg = ScorerConfig.model_validate(config["cfg"])
-    data = ray.get(config["data"])
-    ctx = worker(cfg.train.bf16)
-    torch.manual_seed(cfg.seed + ctx.rank)
-    model = prepare_model(build_model(cfg.arch, config["n_classes"], cfg.weights, cfg.seed))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    stopper = EarlyStopping(cfg.patience, "min")
-    ckpt = Checkpointer(modules={"model": model}, optimizers={"opt": opt})
-    state = ckpt.restore()
-    if state is not None:
-        stopper.load_state_dict(state.extra["early_stop"])
-    size = cfg.images.size
-    x_train, y_train = data["train_images"], data["train_labels"]
-    shard = np.arange(ctx.rank, len(x_train), ctx.world_size)
-    val = np.arange(ctx.rank, len(data["val_labels"]), ctx.world_size)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for epoch in range(state.epoch if state else 0, cfg.epochs):
-        model.train()
-        perm = np.random.default_rng([cfg.seed, epoch, ctx.rank]).permutation(shard)
-        total, seen = 0.0, 0
-        for s in tqdm(range(0, len(perm), cfg.batch_size), desc=f"scorer epoch {epoch + 1}/{cfg.epochs}",
-                      disable=not ctx.is_main, leave=False, mininterval=5):
-            idx = np.sort(perm[s:s + cfg.batch_size])
-            x = to_input(x_train[idx], size).to(ctx.device)
-            if cfg.augment:
-                x = _augment(x, gen)
-            y = torch.from_numpy(y_train[idx]).to(ctx.device)
-            with ctx.autocast():
-                loss = F.cross_entropy(model(x).float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, seen = total + float(loss.detach()) * len(idx), seen + len(idx)
-        model.eval()
-        val_loss, correct = 0.0, 0
+    def __init__(self, config: dict[str, Any]):
+        import ray
+
+        self.cfg = ScorerConfig.model_validate(config["cfg"])
+        self.data, self.n_classes = ray.get(config["data"]), config["n_classes"]
+        self.epochs, self.seed, self.patience = self.cfg.epochs, self.cfg.seed, self.cfg.patience
+        self.bf16 = self.cfg.train.bf16
+
+    def setup(self, ctx):
+        import torch
+
+        cfg = self.cfg
+        self.model = prepare_model(build_model(cfg.arch, self.n_classes, cfg.weights, cfg.seed))
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.augment_rng = torch.Generator().manual_seed(cfg.seed)
+        return {"model": self.model}, {"opt": self.opt}
+
+    def batches(self, epoch: int, ctx) -> list[np.ndarray]:
+        return shard_batches(len(self.data["train_labels"]), self.cfg.batch_size, self.seed, epoch, ctx.rank,
+                             ctx.world_size)
+
+    def train_step(self, idx: np.ndarray, epoch: int, ctx) -> tuple[dict[str, float], float]:
+        import torch
+        import torch.nn.functional as F
+
+        x = to_input(self.data["train_images"][idx], self.cfg.images.size).to(ctx.device)
+        if self.cfg.augment:
+            x = _augment(x, self.augment_rng)
+        y = torch.from_numpy(self.data["train_labels"][idx]).to(ctx.device)
+        with ctx.autocast():
+            loss = F.cross_entropy(self.model(x).float(), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"train_loss": float(loss.detach())}, len(idx)
+
+    def evaluate(self, epoch: int, ctx) -> tuple[dict[str, float], float]:
+        import torch
+        import torch.nn.functional as F
+
+        part = validation_shard(len(self.data["val_labels"]), ctx)
+        model = unwrap(self.model).eval()  # not DDP: ranks score different numbers of batches
+        loss, correct = 0.0, 0
         with torch.no_grad(), ctx.autocast():
-            for s in range(0, len(val), 256):
-                idx = val[s:s + 256]
-                logits = model(to_input(data["val_images"][idx], size).to(ctx.device)).float()
-                y = torch.from_numpy(data["val_labels"][idx]).to(ctx.device)
-                val_loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            for s in range(0, len(part), 256):
+                idx = part[s:s + 256]
+                logits = model(to_input(self.data["val_images"][idx], self.cfg.images.size).to(ctx.device)).float()
+                y = torch.from_numpy(self.data["val_labels"][idx]).to(ctx.device)
+                loss += float(F.cross_entropy(logits, y, reduction="sum"))
                 correct += int((logits.argmax(1) == y).sum())
-        n_val = max(1, len(val))
-        metrics = all_reduce_mean({"train_loss": total / max(1, seen), "val_loss": val_loss / n_val,
-                                   "val_accuracy": correct / n_val}, weight=float(n_val))
-        stop = stopper.step(metrics["val_loss"])
-        ckpt.report(epoch, metrics, extra={"early_stop": stopper.state_dict()})
-        if stop:
-            break
+        return {"val_loss": loss, "val_accuracy": correct}, len(part)
+
+
+def _loop(config: dict[str, Any]) -> None:
+    run_loop(ScorerTask(config))
 
 
 class ScorerRun:

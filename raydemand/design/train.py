@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from raydemand import runs
 from raydemand.design.config import GANTrainConfig
 from raydemand.design.images import ImageSet, load_images
-from raydemand import runs
+from raydemand.training import TrainTask, prepare_model, run_loop, shard_batches
 
 logger = logging.getLogger(__name__)
 
@@ -116,76 +117,78 @@ def generator_health(gan, z, y, val_features: np.ndarray, val_labels: np.ndarray
     return frechet_distance(val_features, features), diversity_ratio(features, val_features, val_labels, val_labels)
 
 
+class GANTask(TrainTask):
+    """A GAN in the training skeleton: one D and one G update per batch of this rank's padded shard of
+    the images (full batches only), checkpoints chosen by `val_fd_select`; a non-finite loss ends the
+    run (diverged: the last finite checkpoint stays the best one). Every worker measures G against
+    all held-out images: a Fréchet distance is no mean over images."""
+
+    metric, stop_on_nonfinite = SELECT_METRIC, True
+
+    def __init__(self, config: dict[str, Any]):
+        import ray
+
+        self.cfg = GANTrainConfig.model_validate(config["cfg"])
+        self.data = ray.get(config["data"]) if isinstance(config["data"], ray.ObjectRef) else config["data"]
+        self.gan_args = config["gan_args"]
+        self.epochs, self.seed, self.bf16 = self.cfg.epochs, self.cfg.seed, self.cfg.train.bf16
+
+    def setup(self, ctx):
+        import torch
+
+        from raydemand.design.metrics import pixel_features
+        from raydemand.design.models import gan_from_args
+
+        cfg, gan = self.cfg, gan_from_args(self.gan_args)
+        self.gan, self.name = gan, gan.name
+        strategy = {"find_unused_parameters": gan.name == "pggan"}  # layers of later stages get no gradient early on
+        self.G = prepare_model(gan.G, parallel_strategy_kwargs=strategy)
+        self.D = prepare_model(gan.D, parallel_strategy_kwargs=strategy)
+        lr, betas = learning_rate(cfg, gan), (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(gan.G.parameters(), lr=lr, betas=betas)
+        self.opt_d = torch.optim.Adam(gan.D.parameters(), lr=lr, betas=betas)
+        self.steps = len(self.batches(0, ctx))  # the same every epoch
+        val_real = self.data["val_images"].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1  # (V, C, H, W)
+        self.val_labels = np.array(self.data["val_labels"])  # a writable copy of the object-store array
+        self.val_features = pixel_features(val_real)
+        self.z_val = torch.randn(len(self.val_labels), gan.cfg.noise_dim,
+                                 generator=torch.Generator().manual_seed(cfg.seed + 12345)).to(ctx.device)
+        self.y_val = torch.as_tensor(self.val_labels).to(ctx.device)
+        return {"G": gan.G, "D": gan.D}, {"G": self.opt_g, "D": self.opt_d}
+
+    def batches(self, epoch: int, ctx) -> list[tuple[int, np.ndarray]]:
+        return list(enumerate(shard_batches(len(self.data["train_images"]), self.cfg.batch_size, self.seed, epoch,
+                                            ctx.rank, ctx.world_size, drop_last=True)))
+
+    def train_step(self, batch: tuple[int, np.ndarray], epoch: int, ctx) -> tuple[dict[str, float], float]:
+        import torch
+
+        step, idx = batch
+        total = self.epochs * self.steps
+        self.gan.set_progress((epoch * self.steps + step) / total)
+        images = self.data["train_images"][idx]  # uint8 (B, H, W, C)
+        real = torch.from_numpy(images).to(ctx.device).permute(0, 3, 1, 2).float() / 127.5 - 1  # (B, C, H, W)
+        y = torch.from_numpy(self.data["train_labels"][idx]).to(ctx.device)
+        loss_d, loss_g, sep = gan_step(self.gan, self.G, self.D, self.opt_g, self.opt_d, real, y, ctx.autocast)
+        self.gan.set_progress(min(1.0, (epoch * self.steps + step + 1) / total))
+        return {"d_loss": loss_d, "g_loss": loss_g, "d_separation": sep}, 1.0
+
+    def evaluate(self, epoch: int, ctx) -> tuple[dict[str, float], float]:
+        val_fd, div = generator_health(self.gan, self.z_val, self.y_val, self.val_features, self.val_labels,
+                                       ctx.autocast)
+        return {"val_fd": val_fd, "diversity_mean": float(np.mean(list(div.values()))) if div else 0.0,
+                "diversity_min": float(min(div.values())) if div else 0.0,
+                "resolution": float(self.gan.resolution)}, 1.0
+
+    def finish(self, metrics: dict[str, float], seconds: float, seen: float) -> dict[str, float]:
+        full_size = self.gan.full_grown()
+        select = metrics["val_fd"] if full_size and np.isfinite(metrics["val_fd"]) else NOT_FULL_SIZE
+        return {**metrics, SELECT_METRIC: select}
+
+
 def _loop(config: dict[str, Any]) -> None:
     """Ray Train worker loop: the same on every worker; each worker trains on its shard of the images."""
-    import ray
-    import ray.train.torch
-    import torch
-    from tqdm import tqdm
-
-    from raydemand.design.metrics import pixel_features
-    from raydemand.design.models import gan_from_args
-    from raydemand.training import Checkpointer, all_reduce_mean, worker
-
-    cfg = GANTrainConfig.model_validate(config["cfg"])
-    data = ray.get(config["data"]) if isinstance(config["data"], ray.ObjectRef) else config["data"]
-    ctx = worker(cfg.train.bf16)
-    torch.manual_seed(cfg.seed * 7919 + ctx.rank)
-    gan = gan_from_args(config["gan_args"])
-    growing = gan.name == "pggan"  # layers of later stages get no gradient early on
-    G = ray.train.torch.prepare_model(gan.G, parallel_strategy_kwargs={"find_unused_parameters": growing})
-    D = ray.train.torch.prepare_model(gan.D, parallel_strategy_kwargs={"find_unused_parameters": growing})
-    betas = (cfg.beta1, cfg.beta2)
-    lr = learning_rate(cfg, gan)
-    opt_g = torch.optim.Adam(gan.G.parameters(), lr=lr, betas=betas)
-    opt_d = torch.optim.Adam(gan.D.parameters(), lr=lr, betas=betas)
-    ckpt = Checkpointer(modules={"G": gan.G, "D": gan.D}, optimizers={"G": opt_g, "D": opt_d})
-    state = ckpt.restore()
-
-    images, labels = data["train_images"], data["train_labels"]  # uint8 (N, H, W, C), int64 (N,)
-    shard = np.arange(ctx.rank, len(images), ctx.world_size)
-    batch = min(cfg.batch_size, len(shard))
-    steps = max(1, len(shard) // batch)
-    total = cfg.epochs * steps
-    val_real = data["val_images"].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1  # (V, C, H, W)
-    val_labels = np.array(data["val_labels"])  # a writable copy of the object-store array
-    val_features = pixel_features(val_real)
-    z_val = torch.randn(len(val_labels), gan.cfg.noise_dim,
-                        generator=torch.Generator().manual_seed(cfg.seed + 12345)).to(ctx.device)
-    y_val = torch.as_tensor(val_labels).to(ctx.device)
-    dev = ctx.device
-
-    for epoch in range(state.epoch if state else 0, cfg.epochs):
-        rng = np.random.default_rng([cfg.seed, epoch, ctx.rank])  # the same order again after a resume
-        perm = rng.permutation(shard)
-        gan.G.train(), gan.D.train()
-        sums = {"d_loss": 0.0, "g_loss": 0.0, "d_separation": 0.0}
-        bar = tqdm(range(steps), desc=f"{gan.name} epoch {epoch + 1}/{cfg.epochs}", disable=not ctx.is_main,
-                   leave=False, mininterval=5)
-        for s in bar:
-            gan.set_progress((epoch * steps + s) / total)
-            idx = np.sort(perm[s * batch:(s + 1) * batch])
-            real = torch.from_numpy(images[idx]).to(dev).permute(0, 3, 1, 2).float() / 127.5 - 1  # (B, C, H, W)
-            y = torch.from_numpy(labels[idx]).to(dev)
-            loss_d, loss_g, sep = gan_step(gan, G, D, opt_g, opt_d, real, y, ctx.autocast)
-            sums["d_loss"] += loss_d
-            sums["g_loss"] += loss_g
-            sums["d_separation"] += sep
-            if not (np.isfinite(loss_d) and np.isfinite(loss_g)):
-                break
-        done = s + 1
-        gan.set_progress(min(1.0, (epoch * steps + done) / total))
-        val_fd, div = generator_health(gan, z_val, y_val, val_features, val_labels, ctx.autocast)
-        full_size = gan.full_grown()
-        metrics = {k: v / done for k, v in sums.items()}
-        metrics.update(val_fd=val_fd, diversity_mean=float(np.mean(list(div.values()))) if div else 0.0,
-                       diversity_min=float(min(div.values())) if div else 0.0,
-                       resolution=float(gan.resolution))
-        metrics = all_reduce_mean(metrics, weight=float(done))
-        select = metrics["val_fd"] if full_size and np.isfinite(metrics["val_fd"]) else NOT_FULL_SIZE
-        ckpt.report(epoch, {**metrics, SELECT_METRIC: select})
-        if not (np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["g_loss"])):
-            break  # diverged: the last finite checkpoint stays the best one
+    run_loop(GANTask(config))
 
 
 def _training_data(images: ImageSet, cfg: GANTrainConfig) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:

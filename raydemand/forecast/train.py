@@ -21,6 +21,7 @@ from raydemand.forecast.config import ForecastConfig
 from raydemand.forecast.data import Rows, model_inputs
 from raydemand.forecast.losses import ForecastLoss
 from raydemand.forecast.metrics import forecast_metrics
+from raydemand.training import StepMeans, TrainTask, prepare_model, run_loop, shard_batches, unwrap, validation_shard
 
 
 # ---- the epoch, shared by the Ray Train loop and a plain PyTorch loop (bench) ----------------
@@ -32,30 +33,34 @@ def to_tensors(arrays: dict[str, np.ndarray], idx: np.ndarray, device) -> dict[s
     return {k: torch.as_tensor(v[idx]).to(device, non_blocking=True) for k, v in arrays.items()}
 
 
+def forecast_step(model, opt, loss_fn: ForecastLoss, arrays: dict[str, np.ndarray], idx: np.ndarray,
+                  ctx) -> dict[str, float]:
+    """One optimiser step on rows `idx` of `arrays`; the loss terms, named `train_<term>`."""
+    batch = to_tensors(arrays, idx, ctx.device)
+    with ctx.autocast():
+        out = model(batch)
+    terms = loss_fn(out, batch)
+    opt.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    opt.step()
+    return {f"train_{k}": float(v.detach()) for k, v in terms.items()}
+
+
 def train_epoch(model, opt, loss_fn: ForecastLoss, arrays: dict[str, np.ndarray], cfg: ForecastConfig, epoch: int,
                 ctx, batches: list[np.ndarray] | None = None) -> dict[str, float]:
-    """One pass over this worker's shard of `arrays` (same permutation on every worker, strided by rank)."""
+    """One pass over this worker's shard of `arrays` in plain PyTorch (the bench's loop; `ForecastTask`
+    runs the same steps inside the training skeleton)."""
     model.train()
     if batches is None:
         batches = epoch_batches(len(arrays["target"]), cfg, epoch, ctx.rank, ctx.world_size)
-    totals: dict[str, float] = {}
+    steps = StepMeans()
     for idx in batches:
-        batch = to_tensors(arrays, idx, ctx.device)
-        with ctx.autocast():
-            out = model(batch)
-        terms = loss_fn(out, batch)
-        opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        opt.step()
-        for k, v in terms.items():
-            totals[k] = totals.get(k, 0.0) + float(v.detach()) * len(idx)
-    n = max(sum(len(b) for b in batches), 1)
-    return {f"train_{k}": v / n for k, v in totals.items()}
+        steps.add(forecast_step(model, opt, loss_fn, arrays, idx, ctx), len(idx))
+    return steps.means()
 
 
 def epoch_batches(n: int, cfg: ForecastConfig, epoch: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
-    order = np.random.default_rng([cfg.seed, epoch]).permutation(n)[rank::world]
-    return [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    return shard_batches(n, cfg.batch_size, cfg.seed, epoch, rank, world)
 
 
 def model_outputs(model, arrays: dict[str, np.ndarray], device, keys: tuple[str, ...] = ("forecast",),
@@ -88,16 +93,30 @@ def _null():
     return contextlib.nullcontext()
 
 
-def validation_metrics(pred: np.ndarray, target: np.ndarray, cfg: ForecastConfig) -> dict[str, float]:
-    """val_loss = the forecasting part of the training loss (no contrastive term), plus MAE/WAPE."""
+VALIDATION_SUMS = ("val_mae", "val_mse", "val_smape", "val_abs_target")
+
+
+def validation_sums(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Sums over the rows of `pred` and `target` (N, 12) of their per-row means (absolute error, squared
+    error, SMAPE, |actual|): a rank's share of `validation_metrics`' inputs."""
     import torch
 
     from raydemand.forecast.losses import smape
 
+    if not len(pred):
+        return dict.fromkeys(VALIDATION_SUMS, 0.0)
     m = forecast_metrics(pred, target, per_week=False)
     s = float(smape(torch.as_tensor(pred), torch.as_tensor(target)))
-    loss = cfg.loss.mae * m["mae"] + cfg.loss.mse * m["mse"] + cfg.loss.smape * s
-    return {"val_loss": loss, "val_mae": m["mae"], "val_mse": m["mse"], "val_wape": m["wape"]}
+    means = (m["mae"], m["mse"], s, float(np.abs(np.asarray(target, np.float64)).mean()))
+    return {k: v * len(pred) for k, v in zip(VALIDATION_SUMS, means)}
+
+
+def validation_metrics(means: dict[str, float], cfg: ForecastConfig) -> dict[str, float]:
+    """val_loss = the forecasting part of the training loss (no contrastive term), plus MAE, MSE and WAPE,
+    from the means of `validation_sums` over all validation rows (WAPE = sum |error| / sum |actual|)."""
+    loss = cfg.loss.mae * means["val_mae"] + cfg.loss.mse * means["val_mse"] + cfg.loss.smape * means["val_smape"]
+    wape = 100.0 * means["val_mae"] / max(means["val_abs_target"], 1e-12)
+    return {"val_loss": loss, "val_mae": means["val_mae"], "val_mse": means["val_mse"], "val_wape": wape}
 
 
 def build_model(cfg: ForecastConfig, dims: dict[str, Any]):
@@ -139,35 +158,47 @@ def attribute_codes(rows: Rows, vocab: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+class ForecastTask(TrainTask):
+    """CrossAttnRNN in the training skeleton: AdamW steps on this rank's padded shard of the training
+    rows, early stopping on the validation loss over every rank's share of the validation rows."""
+
+    name = "crossattnrnn"
+
+    def __init__(self, config: dict):
+        self.cfg = ForecastConfig.model_validate(config["cfg"])
+        self.dims, self.train_arrays, self.val_arrays = config["dims"], config["train"], config["val"]
+        self.epochs, self.seed, self.patience = self.cfg.epochs, self.cfg.seed, self.cfg.patience
+        self.bf16 = self.cfg.train.bf16
+
+    def setup(self, ctx):
+        import torch
+
+        self.model = prepare_model(build_model(self.cfg, self.dims))
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.loss_fn = ForecastLoss(self.cfg.loss)
+        return {"model": self.model}, {"opt": self.opt}
+
+    def batches(self, epoch: int, ctx) -> list[np.ndarray]:
+        return epoch_batches(len(self.train_arrays["target"]), self.cfg, epoch, ctx.rank, ctx.world_size)
+
+    def train_step(self, idx: np.ndarray, epoch: int, ctx) -> tuple[dict[str, float], float]:
+        return forecast_step(self.model, self.opt, self.loss_fn, self.train_arrays, idx, ctx), len(idx)
+
+    def evaluate(self, epoch: int, ctx) -> tuple[dict[str, float], float]:
+        part = validation_shard(len(self.val_arrays["target"]), ctx)
+        arrays = {k: v[part] for k, v in self.val_arrays.items()}
+        # the module inside DDP: ranks score different numbers of rows, which must not meet in a collective
+        pred = predict_arrays(unwrap(self.model), arrays, ctx.device, ctx=ctx)
+        return validation_sums(pred, arrays["target"]), len(part)
+
+    def finish(self, metrics: dict[str, float], seconds: float, seen: float) -> dict[str, float]:
+        train = {k: v for k, v in metrics.items() if k.startswith("train_")}
+        return {**train, "epoch_seconds": seconds, **validation_metrics(metrics, self.cfg)}
+
+
 def train_loop(config: dict) -> None:
     """Ray Train worker loop: epochs with checkpoints, resume, early stopping on the validation loss."""
-    import torch
-
-    from raydemand.training import Checkpointer, EarlyStopping, all_reduce_mean, prepare_model, worker
-
-    cfg = ForecastConfig.model_validate(config["cfg"])
-    ctx = worker(cfg.train.bf16)
-    torch.manual_seed(cfg.seed + ctx.rank)
-    train_arrays, val_arrays = config["train"], config["val"]
-    model = prepare_model(build_model(cfg, config["dims"]))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = ForecastLoss(cfg.loss)
-    ckpt = Checkpointer(modules={"model": model}, optimizers={"opt": opt})
-    stopper = EarlyStopping(cfg.patience, mode="min")
-    state = ckpt.restore()
-    if state is not None:
-        stopper.load_state_dict(state.extra["early_stop"])
-    for epoch in range(state.epoch if state else 0, cfg.epochs):
-        start = time.perf_counter()
-        metrics = train_epoch(model, opt, loss_fn, train_arrays, cfg, epoch, ctx)
-        metrics["epoch_seconds"] = time.perf_counter() - start
-        pred = predict_arrays(model, val_arrays, ctx.device, ctx=ctx)
-        metrics.update(validation_metrics(pred, val_arrays["target"], cfg))
-        metrics = all_reduce_mean(metrics)
-        stop = stopper.step(metrics["val_loss"])
-        ckpt.report(epoch, metrics, extra={"early_stop": stopper.state_dict()})
-        if stop:
-            break
+    run_loop(ForecastTask(config))
 
 
 @register_forecaster
