@@ -82,9 +82,13 @@ def _given(values: dict) -> dict:
     return out
 
 
-def command_config(cls: type[C], args: argparse.Namespace, path: str | None = None,
-                   overrides: Sequence[str] | None = None, **flags: Any) -> C:
-    """The command's config: defaults -> `--config` YAML (or `path`) -> `--set` (or `overrides`) -> flags.
+FROM_ARGS: Any = object()  # command_config: read the YAML path / overrides from --config / --set
+
+
+def command_config(cls: type[C], args: argparse.Namespace, path: str | None = FROM_ARGS,
+                   overrides: Sequence[str] = FROM_ARGS, **flags: Any) -> C:
+    """The command's config: defaults -> `--config` YAML (or `path`, None: none) -> `--set` (or
+    `overrides`) -> flags.
 
     `flags` are config keys (nested sections as dicts; None: not given); the shared `--num-workers`
     and `--gpu` always land in `train`, so every family reads them the same way.
@@ -93,8 +97,8 @@ def command_config(cls: type[C], args: argparse.Namespace, path: str | None = No
 
     train = {"num_workers": getattr(args, "num_workers", None), "use_gpu": True if getattr(args, "gpu", False) else None}
     flags["train"] = {**train, **flags.get("train", {})}
-    return load_config(cls, path if path is not None else getattr(args, "config", None),
-                       overrides if overrides is not None else getattr(args, "overrides", []), **_given(flags))
+    return load_config(cls, getattr(args, "config", None) if path is FROM_ARGS else path,
+                       getattr(args, "overrides", []) if overrides is FROM_ARGS else overrides, **_given(flags))
 
 
 def checked(args: argparse.Namespace, cfg: Any | None, **inputs: Any) -> bool:

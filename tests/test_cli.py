@@ -113,3 +113,14 @@ def test_a_forecaster_added_in_one_file_is_in_the_cli_config_and_tune(toy_foreca
     assert best["finished"] == 1 and best["params"]["forecaster"] == toy_forecaster
     assert json.loads((out / "settings.json").read_text())["plugins"] == ["toy_forecaster"]
     assert load_run(best["run_dir"]).forecaster.name == toy_forecaster
+
+
+def test_tune_reads_the_family_config_from_the_sweep_not_from_its_flags(tmp_path, capsys, visuelle2_dir):
+    """`--config`/`--set` of a tune command are the sweep's; the trials' base config is the sweep's `base`
+    YAML and `set` list (a sweep without `base` starts from the code defaults)."""
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("set: [epochs=3]\nspace: {lr: {choice: [0.001, 0.002]}}\n")
+    report = _checked(capsys, ["tune", "forecast", "--train", str(visuelle2_dir), "--out", str(tmp_path / "sw"),
+                               "--config", str(sweep), "--set", "num_samples=2"])
+    assert report["config"]["base"]["epochs"] == 3 and report["config"]["sweep"]["num_samples"] == 2
+    assert report["config"]["sweep"]["scheduler"] == "fifo"  # a sweep YAML is taken as written
