@@ -59,16 +59,17 @@ def image_source(value: str | Path, flag: str, *, needs_sales: bool = False) -> 
     return text
 
 
-def run_dir(value: str | Path, flag: str) -> str:
-    """A RUN_DIR some command wrote (`--checkpoint`, `--scorer`): a folder holding model.pt."""
+def run_dir(value: str | Path, flag: str, kind: str) -> str:
+    """A RUN_DIR some command wrote (`--checkpoint`, `--scorer`): a folder holding model.pt. `kind` names
+    the run in the message ("forecast", "design scorer")."""
     text = str(value)
     if _is_uri(text):
         return text
     path = Path(text)
     if not path.is_dir():
-        raise InputError(f"{flag}: {path}: no such run directory")
+        raise InputError(f"{flag}: {path}: no such {kind} run directory")
     if not (path / MODEL_FILE).is_file():
-        raise InputError(f"{flag}: {path}: not a finished run directory (no {MODEL_FILE})")
+        raise InputError(f"{flag}: {path}: not a {kind} run directory, or an unfinished one (no {MODEL_FILE})")
     return text
 
 

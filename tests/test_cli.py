@@ -41,7 +41,7 @@ def test_missing_table_fails_fast_without_starting_ray(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["basket", "predict", "--checkpoint", "{tmp}", "--orders", "completejourney", "--out", "{tmp}/p.csv"],
-     "--checkpoint: {tmp}: not a finished run directory (no model.pt)"),
+     "--checkpoint: {tmp}: not a basket run directory, or an unfinished one (no model.pt)"),
     (["design", "train-scorer", "--images", "fashion-mnist", "--top", "5", "--out", "{tmp}/s"],
      "--images: fashion-mnist has no sales"),
     (["tune", "design", "--images", "{tmp}/nothing", "--out", "{tmp}/t"], "--images: {tmp}/nothing: no such file"),

@@ -22,7 +22,7 @@ def _k(args: argparse.Namespace) -> None:
 def _checked_run(args: argparse.Namespace) -> bool:
     """Check what predict and evaluate read (a `basket train` run and an orders table); True: `--check`."""
     _k(args)
-    return checked(args, None, checkpoint=inputs.run_dir(args.checkpoint, "--checkpoint"),
+    return checked(args, None, checkpoint=inputs.run_dir(args.checkpoint, "--checkpoint", "basket"),
                    orders=inputs.table(args.orders, "--orders"))
 
 

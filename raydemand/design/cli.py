@@ -42,7 +42,7 @@ def _train(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     """Write SAMPLES.npz: images uint8 (N, H, W) or (N, H, W, 3), labels int (N,), categories str; N
     images of one category or of every category in turn."""
-    inputs.run_dir(args.checkpoint, "--checkpoint")
+    inputs.run_dir(args.checkpoint, "--checkpoint", "GAN")
     from raydemand.design.generate import load_run, write_samples
 
     summary = write_samples(load_run(args.checkpoint), args.out, args.n, args.category, args.seed)
@@ -75,7 +75,7 @@ def _score(args: argparse.Namespace) -> int:
     """Score SAMPLES.npz files with a trained scorer: preference % per category (the seed's Table 2, a
     column per file), recognised %, and Fréchet distance, precision/recall and density/coverage in the
     scorer's feature space (not Inception FID) next to real-vs-real reference values."""
-    inputs.run_dir(args.scorer, "--scorer")
+    inputs.run_dir(args.scorer, "--scorer", "design scorer")
     inputs.files(args.images, "--images")
     from raydemand.design.score import markdown, score, write_report
     from raydemand.design.scorer import load_scorer

@@ -35,7 +35,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     """Write PRED.csv: external_code (+ retail), weeks 0..11, in the training table's sales scale."""
-    if checked(args, None, checkpoint=inputs.run_dir(args.checkpoint, "--checkpoint"),
+    if checked(args, None, checkpoint=inputs.run_dir(args.checkpoint, "--checkpoint", "forecast"),
                products=inputs.table(args.products, "--products")):
         return 0
     from raydemand.forecast.data import load_table
@@ -56,7 +56,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     """Evaluate RUN_DIR on the test products of TABLE (its test split, or the products training held
     out): metrics overall and per week on the normalised and unit scales, predictions.csv and
     forecast_vs_actual.png."""
-    if checked(args, None, checkpoint=inputs.run_dir(args.checkpoint, "--checkpoint"),
+    if checked(args, None, checkpoint=inputs.run_dir(args.checkpoint, "--checkpoint", "forecast"),
                test=inputs.table(args.test, "--test")):
         return 0
     from raydemand.forecast.evaluate import evaluate

@@ -110,7 +110,7 @@ def _design(args: argparse.Namespace) -> int:
     sweep, base = _sweep_and_base(args, family(bool(args.scorer)), images={"source": args.images})
     sources = {"images": inputs.image_source(base.images.source, "--images")}
     if args.scorer:
-        sources["scorer"] = inputs.run_dir(args.scorer, "--scorer")
+        sources["scorer"] = inputs.run_dir(args.scorer, "--scorer", "design scorer")
     if _checked(args, sweep, base, **sources):
         return 0
     from raydemand.tune.design import tune_design
