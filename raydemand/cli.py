@@ -119,14 +119,13 @@ class Registered:
     `source` is "module:attribute": a function listing the names, or a registry dict.
     """
 
-    def __init__(self, source: str, keep: Callable[[str], bool] | None = None):
-        self.source, self.keep = source, keep
+    def __init__(self, source: str):
+        self.source = source
 
     def names(self) -> list[str]:
         module, _, attribute = self.source.partition(":")
         found = getattr(importlib.import_module(module), attribute)
-        names = found() if callable(found) else sorted(found)
-        return [n for n in names if self.keep is None or self.keep(n)]
+        return list(found()) if callable(found) else sorted(found)
 
     def __contains__(self, value: object) -> bool:
         return value in self.names()

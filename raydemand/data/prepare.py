@@ -24,7 +24,7 @@ from typing import Any, Callable
 import yaml
 from pydantic import Field
 
-from raydemand.config import Config, load_config
+from raydemand.config import Config
 from raydemand.data.pipelines.embeddings import EmbeddingsConfig
 from raydemand.data.pipelines.images import ImagesConfig
 from raydemand.data.pipelines.windows import WindowsConfig
