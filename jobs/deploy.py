@@ -1,4 +1,5 @@
-"""Job entrypoint for the deploy stage (flags of the command in jobs/configs/deploy.yaml; see raydemand/jobs.py):
+"""Job entrypoint of the deploy stage: the raydemand command of raydemand.jobs.STAGES["deploy"], its flags
+from jobs/configs/deploy.yaml (add --check to validate config and inputs only):
 
     ray job submit --working-dir . --runtime-env jobs/runtime_env.yaml -- python jobs/deploy.py --config jobs/configs/deploy.yaml
 """
@@ -13,4 +14,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from raydemand.jobs import main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main("deploy"))
+    raise SystemExit(main(Path(__file__).stem))

@@ -1,6 +1,7 @@
-"""Job entrypoint for the prepare stage (see raydemand/data/prepare.py):
+"""Job entrypoint of the prepare stage: the raydemand command of raydemand.jobs.STAGES["prepare"], its flags
+from jobs/configs/prepare.yaml (add --check to validate config and inputs only):
 
-    ray job submit --working-dir . -- python jobs/prepare.py --config jobs/configs/prepare.yaml
+    ray job submit --working-dir . --runtime-env jobs/runtime_env.yaml -- python jobs/prepare.py --config jobs/configs/prepare.yaml
 """
 
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 # installed; the package then comes from the copy itself.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from raydemand.data.prepare import main  # noqa: E402
+from raydemand.jobs import main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(Path(__file__).stem))

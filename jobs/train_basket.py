@@ -1,4 +1,5 @@
-"""Job entrypoint for the train_basket stage (flags of the command in jobs/configs/train_basket.yaml; see raydemand/jobs.py):
+"""Job entrypoint of the train_basket stage: the raydemand command of raydemand.jobs.STAGES["train_basket"], its flags
+from jobs/configs/train_basket.yaml (add --check to validate config and inputs only):
 
     ray job submit --working-dir . --runtime-env jobs/runtime_env.yaml -- python jobs/train_basket.py --config jobs/configs/train_basket.yaml
 """
@@ -13,4 +14,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from raydemand.jobs import main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main("train_basket"))
+    raise SystemExit(main(Path(__file__).stem))

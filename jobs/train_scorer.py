@@ -1,4 +1,5 @@
-"""Job entrypoint for the train_scorer stage (flags of the command in jobs/configs/train_scorer.yaml; see raydemand/jobs.py):
+"""Job entrypoint of the train_scorer stage: the raydemand command of raydemand.jobs.STAGES["train_scorer"], its flags
+from jobs/configs/train_scorer.yaml (add --check to validate config and inputs only):
 
     ray job submit --working-dir . --runtime-env jobs/runtime_env.yaml -- python jobs/train_scorer.py --config jobs/configs/train_scorer.yaml
 """
@@ -13,4 +14,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from raydemand.jobs import main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main("train_scorer"))
+    raise SystemExit(main(Path(__file__).stem))

@@ -1,4 +1,5 @@
-"""Job entrypoint for the tune_forecast stage (flags of the command in jobs/configs/tune_forecast.yaml; see raydemand/jobs.py):
+"""Job entrypoint of the tune_forecast stage: the raydemand command of raydemand.jobs.STAGES["tune_forecast"], its flags
+from jobs/configs/tune_forecast.yaml (add --check to validate config and inputs only):
 
     ray job submit --working-dir . --runtime-env jobs/runtime_env.yaml -- python jobs/tune_forecast.py --config jobs/configs/tune_forecast.yaml
 """
@@ -13,4 +14,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from raydemand.jobs import main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main("tune_forecast"))
+    raise SystemExit(main(Path(__file__).stem))

@@ -7,12 +7,13 @@ written beside every run so that it can be reproduced with `--config`.
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from raydemand.io import atomic_write
 
@@ -33,6 +34,22 @@ class Config(BaseModel):
     def save(self, path: str | Path) -> None:
         with atomic_write(path, "w") as f:
             f.write(self.to_yaml())
+
+
+def registered(source: str, what: str) -> AfterValidator:
+    """A name field checked against a registry, so that a model registered in one file is valid in every
+    config without a list of names here: `model: Annotated[str, registered("raydemand.basket.base:
+    list_predictors", "basket model")]`. `source` is "module:function" returning the names; it is imported
+    when a value is validated (the registry's module imports this one)."""
+
+    def check(value: str) -> str:
+        module, _, function = source.partition(":")
+        names = getattr(importlib.import_module(module), function)()
+        if value not in names:
+            raise ValueError(f"unknown {what} {value!r}; registered: {', '.join(names)}")
+        return value
+
+    return AfterValidator(check)
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
@@ -93,11 +110,14 @@ def load_config(
     cls: type[C],
     path: str | Path | None = None,
     overrides: Iterable[str] = (),
+    *,
+    preset: dict[str, Any] | None = None,
     **explicit: Any,
 ) -> C:
     """Build `cls` from its defaults, then the YAML at `path`, then `KEY=VALUE` overrides, then
-    explicit keyword values (command-line flags; `None` means "not given")."""
-    data: dict[str, Any] = {}
+    explicit keyword values (command-line flags; `None` means "not given"). `preset` stands in for
+    the YAML when there is none (e.g. a family's default sweep)."""
+    data: dict[str, Any] = dict(preset or {})
     source = "defaults"
     if path is not None:
         source = str(path)

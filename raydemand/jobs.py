@@ -1,7 +1,10 @@
 """Job entrypoints: one stage per file under `jobs/`, one YAML per stage under `jobs/configs/`.
 
     ray job submit --working-dir . --runtime-env jobs/runtime_env.yaml -- \\
-        python jobs/train_basket.py --config jobs/configs/train_basket.yaml [--set out=runs/b2]
+        python jobs/train_basket.py --config jobs/configs/train_basket.yaml [--set out=runs/b2] [--check]
+
+Every `jobs/<stage>.py` is the same three lines: `main(<its own file name>)`. `--check` runs the
+stage's command with `--check`: the config is validated and the inputs resolved, nothing is trained.
 
 A stage's YAML holds the flags of the `raydemand` command it runs (`raydemand basket train` for
 `train_basket`), so a job and a command line are the same thing written two ways: `num_workers: 2`
@@ -30,6 +33,7 @@ from raydemand.config import ConfigError
 
 # stage -> the raydemand command it runs
 STAGES: dict[str, list[str]] = {
+    "prepare": ["data", "prepare", "all"],
     "train_forecast": ["forecast", "train"],
     "train_basket": ["basket", "train"],
     "train_design": ["design", "train"],
@@ -154,7 +158,13 @@ def main(stage: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, metavar="YAML", help=f"e.g. jobs/configs/{stage}.yaml")
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                         help="override one key of the YAML, e.g. --set out=runs/x (repeatable)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the stage's config and inputs without running it (nothing is copied "
+                             "from or to storage URIs)")
     args = parser.parse_args(argv)
+    if args.check:
+        return cli.run_command(lambda: cli.main(command + to_argv(load_spec(args.config, args.overrides)) +
+                                                ["--check"]))
 
     uploads: dict[str, Path] = {}
 

@@ -80,3 +80,18 @@ def test_with_overrides_copies_and_validates():
     assert changed.inner.lr == 0.001 and changed.name == "b" and base.inner.lr == 0.1
     with pytest.raises(ConfigError, match="inner.lr"):
         with_overrides(base, ["inner.lr=fast"])
+
+
+def test_model_names_are_checked_against_the_registries():
+    """Family configs read model names from the registries, so the error lists what is registered."""
+    from raydemand.basket.base import list_predictors
+    from raydemand.basket.config import BasketConfig
+    from raydemand.design.config import GANTrainConfig
+    from raydemand.design.models import list_gans
+
+    assert load_config(BasketConfig, model="topfreq").model == "topfreq"
+    with pytest.raises(ConfigError, match=f"field 'model'.*unknown basket model 'gru'; registered: "
+                                          f"{', '.join(list_predictors())}"):
+        load_config(BasketConfig, model="gru")
+    with pytest.raises(ConfigError, match=f"field 'model.gan'.*registered: {', '.join(list_gans())}"):
+        load_config(GANTrainConfig, None, ["model.gan=stylegan"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -32,6 +33,23 @@ def test_every_stage_has_an_entrypoint_and_a_config_for_its_command():
         # The YAML's flags parse as the stage's command line: a renamed flag breaks this test.
         args = parser.parse_args(command + jobs.to_argv(spec))
         assert args.func is not None
+
+
+def test_every_job_config_runs_as_shipped(tmp_path, monkeypatch, capsys, visuelle2_dir):
+    """Each stage's entrypoint with its shipped YAML and `--check`: the config validates and the inputs
+    resolve, from a working directory laid out as on the cluster (jobs/ of the repo; runs/prepare holding
+    what the prepare stage writes, here the fixture's VISUELLE 2.0-layout set)."""
+    (tmp_path / "jobs").symlink_to(ROOT / "jobs")
+    (tmp_path / "runs" / "prepare" / "data").mkdir(parents=True)
+    (tmp_path / "runs" / "prepare" / "data" / "visuelle2").symlink_to(visuelle2_dir)
+    monkeypatch.chdir(tmp_path)
+    # deploy runs `raydemand serve`, which has no --check yet; its flags are covered by the parse test above.
+    for stage in sorted(set(jobs.STAGES) - {"deploy"}):
+        code = subprocess.run([sys.executable, f"jobs/{stage}.py", "--config", f"jobs/configs/{stage}.yaml", "--check"],
+                              capture_output=True, text=True, timeout=300)
+        assert code.returncode == 0, f"{stage}: {code.stderr[-2000:]}"
+        assert json.loads(code.stdout[code.stdout.index("{"):])["check"] == "ok", stage
+    assert not (tmp_path / "runs" / "jobs").exists()  # nothing ran
 
 
 def test_flags_overrides_and_bad_configs(tmp_path):

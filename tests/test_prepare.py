@@ -60,7 +60,8 @@ def test_demo_runs_every_step_and_resumes(ray_session, tmp_path, capsys):
 
 
 def test_prepare_job_rejects_bad_config(tmp_path, capsys):
-    from raydemand.data.prepare import main as job_main
+    def job_main(argv):
+        return main(["data", "prepare", "all", *argv])
 
     assert job_main(["--set", "windows.n_order=3", "--out", str(tmp_path / "x")]) == 2
     assert "unknown key 'windows.n_order'" in capsys.readouterr().err

@@ -92,16 +92,16 @@ def test_basket_sweep_killed_and_resumed(ray_session, instacart_dir, tmp_path):
     training finished, then resumed: the finished trial is not trained again, an interrupted one
     continues, and every result is present."""
     from raydemand.basket.config import BasketConfig
-    from raydemand.tune.cli import main
+    from raydemand.cli import main
 
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text("set: [" + ", ".join(FAST) + "]\nsearch: grid\nmax_concurrent: 2\n")
     out = tmp_path / "sw"
-    argv = ["basket", "--orders", str(instacart_dir), "--out", str(out), "--config", str(sweep),
+    argv = ["tune", "basket", "--orders", str(instacart_dir), "--out", str(out), "--config", str(sweep),
             "--pos-weight", "5,-1,10", "--threshold", "0.2,0.5"]
     env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
     log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen([sys.executable, "-m", "raydemand.tune.cli", *argv], env=env, stdout=log,
+    driver = subprocess.Popen([sys.executable, "-m", "raydemand", *argv], env=env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 300
     while not _finished(out) and driver.poll() is None and time.monotonic() < deadline:
@@ -146,9 +146,10 @@ def test_basket_sweep_killed_and_resumed(ray_session, instacart_dir, tmp_path):
 
 def test_sweep_folder_guards(tmp_path, capsys):
     """--resume needs a sweep; a folder holding one is refused without --resume/--overwrite (exit 2, one line)."""
-    from raydemand.tune.cli import main
+    from raydemand.cli import main
 
-    args = ["basket", "--orders", "x.csv", "--out", str(tmp_path / "sw")]
+    (tmp_path / "x.csv").write_text("user_id,order_id,order_number,product_id\n1,1,1,7\n")
+    args = ["tune", "basket", "--orders", str(tmp_path / "x.csv"), "--out", str(tmp_path / "sw")]
     assert main([*args, "--resume"]) == 2
     assert "no sweep to resume" in capsys.readouterr().err
     (tmp_path / "sw").mkdir()
@@ -190,3 +191,24 @@ def test_optuna_search_through_the_runner(ray_session, tmp_path):
     chosen = load_config(_Quadratic, tmp_path / "sw" / "best.yaml")
     assert chosen.x == pytest.approx(best["params"]["x"])
     assert chosen.x == pytest.approx(trials.loc[trials["loss"].idxmin(), "x"])  # the best sample, not any
+
+
+@pytest.mark.parametrize("family, flag, space, scheduler", [
+    ("forecast", "--train", ["loss.mae", "loss.mse", "loss.smape", "loss.contrastive", "lr"], "asha"),
+    ("design", "--images", ["model.gan", "model.alpha", "model.beta", "lr"], "asha"),
+    ("basket", "--orders", ["pos_weight"], "fifo"),
+])
+def test_without_config_each_family_sweeps_its_default_space(tmp_path, capsys, visuelle2_dir, family, flag, space,
+                                                             scheduler):
+    """Without --config a sweep samples the family's default space (not N copies of the base config),
+    forecast and design under ASHA; the flags and --set still apply on top."""
+    from raydemand.cli import main
+
+    source = {"--train": str(visuelle2_dir), "--images": "fashion-mnist", "--orders": "completejourney"}[flag]
+    assert main(["tune", family, flag, source, "--out", str(tmp_path / "sw"), "--num-samples", "3",
+                 "--set", "max_concurrent=2", "--check"]) == 0
+    sweep = json.loads(capsys.readouterr().out)["config"]["sweep"]
+    assert sorted(sweep["space"]) == sorted(space) and sweep["scheduler"] == scheduler
+    assert sweep["num_samples"] == 3 and sweep["max_concurrent"] == 2
+    sampled = [spec for spec in sweep["space"].values() if isinstance(spec, dict)]
+    assert sampled and not (tmp_path / "sw").exists()

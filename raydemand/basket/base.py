@@ -31,6 +31,12 @@ def register_predictor(name: str) -> Callable[[type], type]:
     return wrap
 
 
+def list_predictors() -> list[str]:
+    """Every registered method: the networks, XGBoost and the frequency baselines."""
+    _load_predictors()
+    return sorted(PREDICTORS)
+
+
 @dataclass
 class TrainData:
     """What `fit` gets: training users' lines (in memory and as a file for the windows stage), and

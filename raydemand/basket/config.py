@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from raydemand.config import Config
+from raydemand.config import Config, registered
 from raydemand.training import TrainConfig
 
-MODELS = ("cnngru", "attngru", "xgboost", "topfreq")
 BASELINES = ("gtopfreq", "ptopfreq", "gptopfreq", "decayfreq")
 
 
@@ -68,7 +67,8 @@ class XGBConfig(Config):
 
 
 class BasketConfig(Config):
-    model: Literal["cnngru", "attngru", "xgboost", "topfreq"] = "cnngru"
+    # Any registered predictor (raydemand.basket.base.register_predictor): cnngru, attngru, xgboost, topfreq, ...
+    model: Annotated[str, registered("raydemand.basket.base:list_predictors", "basket model")] = "cnngru"
     baseline: Literal["gtopfreq", "ptopfreq", "gptopfreq", "decayfreq"] = "gptopfreq"  # model=topfreq
     decay: float = Field(0.8, gt=0, le=1)  # per-order decay of the recency-weighted frequency
     seed: int = 0  # model initialisation and data order; fixed and written to metrics.json

@@ -14,7 +14,7 @@ step folder holds `_cache_key.json`, the digest of what fixes its content (the s
 its speed settings, the encoder as built, and the input files' paths, sizes and modification times;
 see `raydemand.data.pipelines.cache`): a changed encoder, window setting or regenerated input runs
 the step again.
-Job entrypoint: `python jobs/prepare.py --config jobs/configs/prepare.yaml`.
+Command: `raydemand data prepare all --config YAML`; job: `python jobs/prepare.py --config jobs/configs/prepare.yaml`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from pydantic import Field
 
-from raydemand.config import Config, load_config
+from raydemand.config import Config
 from raydemand.data.pipelines.cache import file_identity, is_current, mark_current
 from raydemand.data.pipelines.embeddings import EmbeddingsConfig
 from raydemand.data.pipelines.images import ImagesConfig
@@ -66,16 +66,21 @@ def _step(name: str, folder: Path, settings: dict[str, Any], overwrite: bool, wo
     return summary
 
 
-def run_prepare(cfg: PrepareConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every configured step; returns {step: summary}. Writes OUT/summary.json."""
-    from raydemand.data.pipelines import embeddings, images, windows
-    from raydemand.ray_utils import init_ray
-
+def check_sources(cfg: PrepareConfig) -> None:
+    """Each data set comes from one place, and there is at least one."""
     for role in ("products", "orders"):
         if getattr(cfg, role) is not None and getattr(cfg, f"synth_{role}") is not None:
             raise InputError(f"config: set either `{role}` or `synth_{role}`, not both")
     if not any((cfg.products, cfg.orders, cfg.synth_products, cfg.synth_orders)):
         raise InputError("config: nothing to prepare (set products, orders, synth_products or synth_orders)")
+
+
+def run_prepare(cfg: PrepareConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every configured step; returns {step: summary}. Writes OUT/summary.json."""
+    from raydemand.data.pipelines import embeddings, images, windows
+    from raydemand.ray_utils import init_ray
+
+    check_sources(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.yaml")
@@ -137,21 +142,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run folder (overrides the config's `out`)")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local cluster)")
     parser.add_argument("--overwrite", action="store_true", default=None, help="redo steps that are already done")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Job entrypoint: `python jobs/prepare.py --config jobs/configs/prepare.yaml [--set key=value]`."""
-    from raydemand.cli import run_command
-
-    parser = argparse.ArgumentParser(prog="prepare", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return run_command(lambda: _main(args))
-
-
-def _main(args: argparse.Namespace) -> int:
-    cfg = load_config(PrepareConfig, args.config, args.overrides, out=args.out, address=args.address,
-                      overwrite=args.overwrite)
-    run_prepare(cfg)
-    print(f"prepared: {Path(cfg.out).resolve()}")
-    return 0

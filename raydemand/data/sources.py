@@ -82,6 +82,12 @@ def _resolve(source: str | Path) -> tuple[Layout | None, Path]:
     return layout, path
 
 
+def check_table(source: str | Path) -> None:
+    """Raise the error `load_products`/`load_orders` would for a TABLE that does not resolve (no such
+    path, not a table file, a folder in no layout), without reading any rows."""
+    _resolve(source)
+
+
 def load_products(
     source: str | Path,
     *,

@@ -6,12 +6,15 @@ PGGAN's learning rate is its paper's 1e-3 (see `GANTrainConfig.lr`).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from raydemand.config import Config
+from raydemand.config import Config, registered
 from raydemand.training import TrainConfig
+
+
+SCORER_ARCHS = ("resnet50", "resnet18")  # ResNets: the scorer reads their pooled features (scorer.features)
 
 
 class ImageSourceConfig(Config):
@@ -25,7 +28,7 @@ class ImageSourceConfig(Config):
 class GANConfig(Config):
     """Architecture and loss of one GAN; `create_gan(cfg.gan, ...)` builds it."""
 
-    gan: Literal["dcgan", "pggan", "d2gan"] = "dcgan"
+    gan: Annotated[str, registered("raydemand.design.models:list_gans", "GAN")] = "dcgan"  # any registered GAN
     noise_dim: int = Field(100, ge=1)  # dimension of the noise vector z (the seed: 100)
     # Channels: DCGAN/D2GAN at size/2 (ngf = ndf, doubling per halving); PGGAN at full size (doubling per
     # halving up to max_width). None: the GAN's default (DCGAN/D2GAN 64 as in DCGAN, PGGAN 16).
@@ -81,7 +84,7 @@ class GANTrainConfig(Config):
 class ScorerConfig(Config):
     """`raydemand design train-scorer`: the preference scorer (a ResNet over product categories)."""
 
-    arch: Literal["resnet50", "resnet18"] = "resnet50"  # the seed: ResNet-50; resnet18 is ~3x cheaper on CPU
+    arch: Literal[SCORER_ARCHS] = "resnet50"  # the seed: ResNet-50; resnet18 is ~3x cheaper on CPU
     weights: str | None = None  # torchvision weights name (e.g. IMAGENET1K_V2), read from the local cache only
     images: ImageSourceConfig = ImageSourceConfig(channels=3)
     top: int | None = Field(None, ge=1)  # top-N products by total sales (None: every image; the seed: 50)

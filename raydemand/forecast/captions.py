@@ -29,6 +29,10 @@ def register_captioner(name: str):
     return wrap
 
 
+def list_captioners() -> list[str]:
+    return sorted(CAPTIONERS)
+
+
 class Captioner:
     """`__call__(batch) -> list[str]`; a batch is a dict of numpy arrays (one product per row)."""
 

@@ -5,29 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 
-from raydemand.cli import add_config_args
+from raydemand import inputs
+from raydemand.cli import Registered, add_command, add_ray_args, checked, command_config
 
-
-def _config(args: argparse.Namespace):
-    from raydemand.config import load_config
-    from raydemand.forecast.config import ForecastConfig
-
-    train = {}
-    if getattr(args, "num_workers", None) is not None:
-        train["num_workers"] = args.num_workers
-    if getattr(args, "gpu", False):
-        train["use_gpu"] = True
-    cfg = load_config(ForecastConfig, args.config, args.overrides, seed=getattr(args, "seed", None))
-    if train:
-        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=train)})
-    return cfg
+FORECASTERS = Registered("raydemand.forecast.base:list_forecasters")
+SPLITS = ("train", "test")
 
 
 def _train(args: argparse.Namespace) -> int:
+    """Fit the configured forecaster (default crossattnrnn; a baseline with --forecaster NAME) on a
+    product/sales table. The validation split is the latest releases of TABLE; RUN_DIR gets config.yaml,
+    model.pt, metrics.json. Re-running an unfinished RUN_DIR resumes it."""
+    from raydemand.forecast.config import ForecastConfig
+
+    cfg = command_config(ForecastConfig, args, seed=args.seed, forecaster=args.forecaster)
+    if checked(args, cfg, train=inputs.table(args.train, "--train")):
+        return 0
     from raydemand.forecast.train import train
     from raydemand.ray_utils import init_ray
 
-    cfg = _config(args)
     init_ray(address=args.address)
     metrics = train(cfg, args.train, args.out, overwrite=args.overwrite)
     summary = {k: metrics[k] for k in ("forecaster", "seed", "rows", "scale", "chosen_epoch", "seconds")
@@ -38,6 +34,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    """Write PRED.csv: external_code (+ retail), weeks 0..11, in the training table's sales scale."""
+    if checked(args, None, checkpoint=inputs.run_dir(args.checkpoint, "--checkpoint", "forecast"),
+               products=inputs.table(args.products, "--products")):
+        return 0
     from raydemand.forecast.data import load_table
     from raydemand.forecast.run import load_run
     from raydemand.io import write_table
@@ -53,6 +53,12 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    """Evaluate RUN_DIR on the test products of TABLE (its test split, or the products training held
+    out): metrics overall and per week on the normalised and unit scales, predictions.csv and
+    forecast_vs_actual.png."""
+    if checked(args, None, checkpoint=inputs.run_dir(args.checkpoint, "--checkpoint", "forecast"),
+               test=inputs.table(args.test, "--test")):
+        return 0
     from raydemand.forecast.evaluate import evaluate
     from raydemand.ray_utils import init_ray
 
@@ -65,6 +71,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _caption(args: argparse.Namespace) -> int:
+    """Fill empty captions of TABLE's products with a captioner; existing captions are kept."""
     from raydemand.config import load_config
     from raydemand.forecast.captions import caption_products
     from raydemand.forecast.config import CaptionConfig
@@ -73,6 +80,8 @@ def _caption(args: argparse.Namespace) -> int:
     from raydemand.ray_utils import init_ray
 
     cfg = load_config(CaptionConfig, args.config, args.overrides, captioner=args.captioner)
+    if checked(args, cfg, products=inputs.table(args.products, "--products")):
+        return 0
     df = load_table(args.products, split=args.split, require_targets=False)
     init_ray(address=args.address)
     products = df.drop_duplicates("external_code").reset_index(drop=True)
@@ -83,52 +92,33 @@ def _caption(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
-
-    p = sub.add_parser("train", help="fit CrossAttnRNN (Ray Train) or a baseline; writes a run directory",
-                       description="Fit the configured forecaster (default crossattnrnn; any baseline with "
-                                   "--set forecaster=NAME) on a product/sales table. The validation split is "
-                                   "the latest releases of TABLE; RUN_DIR gets config.yaml, model.pt, "
-                                   "metrics.json. Re-running an unfinished RUN_DIR resumes it.")
+    p = add_command(sub, "train", _train, "fit CrossAttnRNN (Ray Train) or a baseline; writes a run directory")
     p.add_argument("--train", required=True, metavar="TABLE",
                    help="product/sales table, VISUELLE folder (its train split) or 'completejourney'")
     p.add_argument("--out", required=True, metavar="RUN_DIR")
-    p.add_argument("--num-workers", type=int, metavar="N", help="Ray Train workers (DDP when > 1)")
-    p.add_argument("--gpu", action="store_true", help="train on GPUs (default: when the cluster has them)")
+    p.add_argument("--forecaster", choices=FORECASTERS, metavar="NAME",
+                   help="a registered forecaster: %(choices)s (default: the config's, crossattnrnn)")
     p.add_argument("--seed", type=int, help="random seed (default from the config: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished RUN_DIR")
-    add_config_args(p)
-    common(p)
-    p.set_defaults(func=_train)
+    add_ray_args(p)
 
-    p = sub.add_parser("predict", help="forecast 12 weeks for new products",
-                       description="Write PRED.csv: external_code (+ retail), weeks 0..11, in the training "
-                                   "table's sales scale.")
+    p = add_command(sub, "predict", _predict, "forecast 12 weeks for new products")
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR")
     p.add_argument("--products", required=True, metavar="TABLE", help="products (targets not needed)")
     p.add_argument("--out", required=True, metavar="PRED.csv")
-    p.add_argument("--split", choices=["train", "test"], help="part of a real layout that has splits")
-    common(p)
-    p.set_defaults(func=_predict)
+    p.add_argument("--split", choices=SPLITS, help="part of a real layout that has splits")
+    add_ray_args(p, workers=False, config=False)
 
-    p = sub.add_parser("evaluate", help="MAE, MSE, WAPE of a run on test products, with a PNG",
-                       description="Evaluate RUN_DIR on the test products of TABLE (its test split, or the "
-                                   "products training held out): metrics overall and per week on the "
-                                   "normalised and unit scales, predictions.csv and forecast_vs_actual.png.")
+    p = add_command(sub, "evaluate", _evaluate, "MAE, MSE, WAPE of a run on test products, with a PNG")
     p.add_argument("--checkpoint", required=True, metavar="RUN_DIR")
     p.add_argument("--test", required=True, metavar="TABLE")
     p.add_argument("--out", metavar="DIR", help="where the files go (default RUN_DIR)")
-    common(p)
-    p.set_defaults(func=_evaluate)
+    add_ray_args(p, workers=False, config=False)
 
-    p = sub.add_parser("caption", help="caption products (Ray Data batch inference) into a table",
-                       description="Fill empty captions of TABLE's products with a captioner; existing "
-                                   "captions are kept.")
+    p = add_command(sub, "caption", _caption, "caption products (Ray Data batch inference) into a table")
     p.add_argument("--products", required=True, metavar="TABLE")
     p.add_argument("--out", required=True, metavar="TABLE.csv")
-    p.add_argument("--captioner", choices=["attributes", "generic", "blip", "column"])
-    p.add_argument("--split", choices=["train", "test"], help="part of a real layout that has splits")
-    add_config_args(p)
-    common(p)
-    p.set_defaults(func=_caption)
+    p.add_argument("--captioner", choices=Registered("raydemand.forecast.captions:list_captioners"),
+                   metavar="NAME", help="a registered captioner: %(choices)s (default: the config's, attributes)")
+    p.add_argument("--split", choices=SPLITS, help="part of a real layout that has splits")
+    add_ray_args(p, workers=False)

@@ -6,11 +6,11 @@ One class per concept; `ForecastConfig` is the only input of `raydemand forecast
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from raydemand.config import Config
+from raydemand.config import Config, registered
 from raydemand.training import TrainConfig
 
 
@@ -85,7 +85,7 @@ class RetrievalConfig(Config):
 class CaptionConfig(Config):
     """Where captions come from. Captions already in the table are always used as they are."""
 
-    captioner: Literal["column", "attributes", "generic", "blip"] = "attributes"
+    captioner: Annotated[str, registered("raydemand.forecast.captions:list_captioners", "captioner")] = "attributes"
     # 'column': the table's `caption` (else `text`) column only; 'attributes': domain captions from
     # category/colour/fabric/...; 'generic': category only, as a generic captioner would say it;
     # 'blip': BlipForConditionalGeneration on the image (prompted: domain; no prompt: generic).
@@ -118,7 +118,8 @@ class ForecastConfig(Config):
     captions: CaptionConfig = Field(default_factory=CaptionConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    forecaster: str = "crossattnrnn"  # any registered forecaster (see `raydemand.forecast.registry`)
+    # Any registered forecaster (raydemand.forecast.base.register_forecaster): crossattnrnn or a baseline.
+    forecaster: Annotated[str, registered("raydemand.forecast.base:list_forecasters", "forecaster")] = "crossattnrnn"
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(2e-3, gt=0)

@@ -14,11 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from raydemand import runs
 from raydemand.basket.config import BasketConfig
 from raydemand.io import atomic_write, write_table
-from raydemand.tune.runner import (Family, finished_result, report_final, reported_finished, run_sweep, train_or_load,
-                                   trial_config, trial_run_dir, tune_callbacks)
+from raydemand.tune.runner import Family, checkpoint_of, finished_result, report_final, run_sweep, run_trial
 
 POS_WEIGHTS = [5.0, 10.0, 15.0, 20.0, 25.0, 30.0]  # the seed's grid
 THRESHOLDS = [0.3, 0.4, 0.5, 0.6]
@@ -39,11 +37,11 @@ def basket_trial(params: dict, settings: dict) -> None:
     from raydemand.basket.evaluate import test_arrays
     from raydemand.basket.train import train
 
-    run_dir = trial_run_dir(settings)
-    if reported_finished(run_dir):
+    trained = run_trial(BasketConfig, params, settings,
+                        lambda cfg, run_dir, **kw: train(cfg, settings["orders"], run_dir, **kw))
+    if trained is None:
         return
-    cfg = trial_config(BasketConfig, params, settings)
-    metrics = train_or_load(run_dir, lambda: train(cfg, settings["orders"], run_dir, callbacks=tune_callbacks()))
+    run_dir, cfg, metrics = trained
     k = cfg.k
     val_rank = {key: metrics["val"][key] for key in (f"precision@{k}", f"recall@{k}")}
     rows = [{**row, **val_rank} for row in metrics["val_threshold_curve"]]
@@ -54,17 +52,19 @@ def basket_trial(params: dict, settings: dict) -> None:
         rows = [{**v, **{f"test_{key}": value for key, value in t.items() if key != "threshold"}}
                 for v, t in zip(rows, test)]
     epoch = metrics.get("chosen_epoch")
-    checkpoint = runs.checkpoint_dir(run_dir, epoch) if epoch is not None else None
     report_final(run_dir, {METRIC: metrics["val"]["f1_micro"], "threshold": metrics["threshold"],
                            f"val_precision@{k}": val_rank[f"precision@{k}"],
                            f"val_recall@{k}": val_rank[f"recall@{k}"], "chosen_epoch": epoch,
                            "train_seconds": metrics["seconds"],
-                           "checkpoint": str(checkpoint) if checkpoint and checkpoint.exists() else str(run_dir),
+                           "checkpoint": checkpoint_of(run_dir, epoch),
                            "curve": rows})
 
 
 FAMILY = Family(name="basket", config_cls=BasketConfig, trial=basket_trial, metric=METRIC, mode="max",
-                columns=[METRIC, "threshold", "val_precision@10", "val_recall@10", "chosen_epoch", "train_seconds"])
+                columns=[METRIC, "threshold", "val_precision@10", "val_recall@10", "chosen_epoch", "train_seconds"],
+                # The seed's grid: one full training per pos_weight, no early stopping between them.
+                default_sweep={"space": {"pos_weight": {"grid": POS_WEIGHTS}}, "search": "grid",
+                               "scheduler": "fifo"})
 
 
 def results_table(trials: pd.DataFrame, space_keys: list[str]) -> pd.DataFrame:

@@ -79,11 +79,12 @@ class SweepConfig(Config):
         return self
 
 
-def load_sweep(path: str | Path | None, overrides=(), **explicit) -> SweepConfig:
-    """The sweep config from YAML (+ overrides); a relative `base` is resolved against the YAML's folder."""
+def load_sweep(path: str | Path | None, overrides=(), default: dict[str, Any] | None = None, **explicit) -> SweepConfig:
+    """The sweep config from YAML (+ overrides); a relative `base` is resolved against the YAML's folder.
+    Without a YAML the sweep is the family's `default` (its space, search, scheduler and samples)."""
     from raydemand.config import load_config
 
-    cfg = load_config(SweepConfig, path, overrides, **explicit)
+    cfg = load_config(SweepConfig, path, overrides, preset=default, **explicit)
     if cfg.base is not None and path is not None and not Path(cfg.base).is_absolute():
         candidate = Path(path).parent / cfg.base
         cfg.base = str(candidate if candidate.exists() else Path(cfg.base))

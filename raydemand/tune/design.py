@@ -15,13 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from raydemand import runs
 from raydemand.design.config import GANTrainConfig
-from raydemand.tune.runner import (SETTINGS_FILE, Family, report_final, reported_finished, run_sweep, train_or_load,
-                                   trial_config, trial_run_dir, tune_callbacks)
+from raydemand.tune.runner import SETTINGS_FILE, Family, checkpoint_of, report_final, run_sweep, run_trial
 
 METRIC = "val_fd"
 SCORER_METRIC = "scorer_fd"
+# `tune design` without --config: D2GAN's alpha/beta and learning rate, random search, ASHA stopping weak
+# trials on each epoch's pixel Fréchet distance to held-out real images.
+DEFAULT_SWEEP = {
+    "space": {"model.gan": "d2gan", "model.alpha": {"loguniform": [0.05, 1.0]},
+              "model.beta": {"loguniform": [0.02, 0.5]}, "lr": {"loguniform": [5e-5, 1e-3]}},
+    "search": "random", "scheduler": "asha", "num_samples": 8,
+}
 
 
 def scorer_distance(run_dir: Path, scorer_dir: str, seed: int) -> float:
@@ -53,16 +58,13 @@ def scorer_distance(run_dir: Path, scorer_dir: str, seed: int) -> float:
 def design_trial(params: dict, settings: dict) -> None:
     from raydemand.design.train import train
 
-    run_dir = trial_run_dir(settings)
-    if reported_finished(run_dir):
+    trained = run_trial(GANTrainConfig, params, settings, train)
+    if trained is None:
         return
-    cfg = trial_config(GANTrainConfig, params, settings)
-    record = train_or_load(run_dir, lambda: train(cfg, run_dir, callbacks=tune_callbacks()))
-    best = record["best"]
-    epoch = record["chosen_epoch"]
-    checkpoint = runs.checkpoint_dir(run_dir, epoch)
+    run_dir, cfg, record = trained
+    best, epoch = record["best"], record["chosen_epoch"]
     result: dict[str, Any] = {METRIC: best["val_fd"], "diversity_mean": best.get("diversity_mean"),
-                              "chosen_epoch": epoch, "checkpoint": str(checkpoint if checkpoint.exists() else run_dir)}
+                              "chosen_epoch": epoch, "checkpoint": checkpoint_of(run_dir, epoch)}
     if settings.get("scorer"):
         result[SCORER_METRIC] = scorer_distance(run_dir, settings["scorer"], cfg.seed)
     report_final(run_dir, result)
@@ -72,7 +74,8 @@ def family(scorer: bool) -> Family:
     """ASHA always reads val_fd (every epoch has it); the best trial is chosen by scorer_fd when a scorer is given."""
     extra = [SCORER_METRIC] if scorer else []
     return Family(name="design", config_cls=GANTrainConfig, trial=design_trial, metric=METRIC, mode="min",
-                  columns=[*extra, "diversity_mean", "chosen_epoch"], select_metric=SCORER_METRIC if scorer else None)
+                  columns=[*extra, "diversity_mean", "chosen_epoch"], select_metric=SCORER_METRIC if scorer else None,
+                  default_sweep=DEFAULT_SWEEP)
 
 
 def tune_design(out: str | Path, sweep, base: GANTrainConfig, *, scorer: str | None = None, resume: bool = False,

@@ -14,29 +14,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from raydemand import runs
 from raydemand.forecast.config import ForecastConfig
-from raydemand.tune.runner import (Family, report_final, reported_finished, run_sweep, train_or_load, trial_config,
-                                   trial_run_dir, tune_callbacks)
+from raydemand.tune.runner import Family, checkpoint_of, report_final, run_sweep, run_trial
 
 METRIC = "val_wape"
+# `tune forecast` without --config: the seed's loss weights, contrastive lambda and learning rate, random
+# search, ASHA stopping weak trials on each epoch's validation WAPE; trial 1 runs the base config's values.
+DEFAULT_SWEEP = {
+    "space": {"loss.mae": {"uniform": [0.2, 1.0]}, "loss.mse": {"uniform": [0.0, 0.6]},
+              "loss.smape": {"choice": [0.0, 0.01, 0.1]}, "loss.contrastive": {"loguniform": [0.005, 0.3]},
+              "lr": {"loguniform": [5e-4, 5e-3]}},
+    "search": "random", "scheduler": "asha", "num_samples": 8, "include_base": True,
+}
 
 
 def forecast_trial(params: dict, settings: dict) -> None:
     from raydemand.forecast.train import train
 
-    run_dir = trial_run_dir(settings)
-    if reported_finished(run_dir):
+    trained = run_trial(ForecastConfig, params, settings, lambda cfg, run_dir, **kw: train(
+        cfg, settings["train"], run_dir, cache_dir=settings["cache_dir"], **kw))
+    if trained is None:
         return
-    cfg = trial_config(ForecastConfig, params, settings)
-    metrics = train_or_load(run_dir, lambda: train(cfg, settings["train"], run_dir, cache_dir=settings["cache_dir"],
-                                                   callbacks=tune_callbacks()))
-    val = metrics["val"]
-    epoch = metrics.get("chosen_epoch")
-    checkpoint = runs.checkpoint_dir(run_dir, epoch) if epoch is not None else run_dir
+    run_dir, _, metrics = trained
+    val, epoch = metrics["val"], metrics.get("chosen_epoch")
     report_final(run_dir, {METRIC: val["wape"], "val_mae": val["mae"], "val_mse": val["mse"],
                            "chosen_epoch": epoch, "train_seconds": metrics["seconds"],
-                           "checkpoint": str(checkpoint if Path(checkpoint).exists() else run_dir)})
+                           "checkpoint": checkpoint_of(run_dir, epoch)})
 
 
 def fill_cache(settings: dict, base: ForecastConfig) -> None:
@@ -49,7 +52,8 @@ def fill_cache(settings: dict, base: ForecastConfig) -> None:
 
 
 FAMILY = Family(name="forecast", config_cls=ForecastConfig, trial=forecast_trial, metric=METRIC, mode="min",
-                columns=[METRIC, "val_mae", "val_mse", "chosen_epoch", "train_seconds"], prepare=fill_cache)
+                columns=[METRIC, "val_mae", "val_mse", "chosen_epoch", "train_seconds"], prepare=fill_cache,
+                default_sweep=DEFAULT_SWEEP)
 
 
 def tune_forecast(source, out: str | Path, sweep, base: ForecastConfig, *, resume: bool = False,

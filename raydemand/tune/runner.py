@@ -20,9 +20,11 @@ the saved run, so no finished training is ever repeated, whatever Tune's state s
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +37,9 @@ from raydemand.tune.config import SweepConfig, apply_params, param_space
 
 logger = logging.getLogger(__name__)
 
+# Every family registry: a model registered outside the package is found here (see `plugin_modules`).
+REGISTRIES = ("raydemand.forecast.base:FORECASTERS", "raydemand.basket.base:PREDICTORS",
+              "raydemand.design.models:GANS", "raydemand.encoders:ENCODERS", "raydemand.forecast.captions:CAPTIONERS")
 EXPERIMENT = "trials"
 RUNS = "runs"
 RESULT_FILE = "tune_result.json"  # a trial's final metrics, written into its run directory
@@ -56,6 +61,8 @@ class Family:
     select_metric: str | None = None
     # Driver-side work done once before the trials start (forecast: fill the shared embedding cache).
     prepare: Callable[[dict, Config], None] | None = None
+    # The sweep without --config: its space, search, scheduler and samples (SweepConfig keys).
+    default_sweep: dict[str, Any] = field(default_factory=dict)
 
 
 # ---- trial side ---------------------------------------------------------------------------------
@@ -69,7 +76,21 @@ def trial_run_dir(settings: dict) -> Path:
 
 
 def trial_config(family_cls: type[Config], params: dict, settings: dict) -> Config:
+    for module in settings.get("plugins", []):
+        importlib.import_module(module)  # their models register themselves in this worker too
     return apply_params(family_cls.model_validate(settings["base"]), params)
+
+
+def plugin_modules() -> list[str]:
+    """Modules outside raydemand that registered a model in this driver (a user's model file, a test's toy
+    model). Each trial imports them before it builds its config, so that their names resolve in Ray's
+    workers as they do here; they must be importable there (the job's working_dir, or PYTHONPATH)."""
+    found = set()
+    for source in REGISTRIES:
+        module, _, registry = source.partition(":")
+        if module in sys.modules:
+            found |= {getattr(obj, "__module__", "") for obj in getattr(sys.modules[module], registry).values()}
+    return sorted(m for m in found if m and m != "__main__" and not m.startswith("raydemand."))
 
 
 def finished_result(run_dir: Path) -> dict | None:
@@ -114,6 +135,27 @@ def tune_callbacks() -> list:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     return [TuneReportCallback()]
+
+
+def run_trial(config_cls: type[Config], params: dict, settings: dict,
+              train: Callable[..., dict[str, Any]]) -> tuple[Path, Config, dict[str, Any]] | None:
+    """The shared start of every family's trial: None when the trial already finished (its result was
+    reported again), else (run dir, trial config, the run's metrics), training unless the run finished.
+    `train(cfg, run_dir, callbacks=...)` is the family's training call."""
+    run_dir = trial_run_dir(settings)
+    if reported_finished(run_dir):
+        return None
+    cfg = trial_config(config_cls, params, settings)
+    metrics = train_or_load(run_dir, lambda: train(cfg, run_dir, callbacks=tune_callbacks()))
+    return run_dir, cfg, metrics
+
+
+def checkpoint_of(run_dir: Path, epoch: int | None) -> str:
+    """The chosen epoch's Ray Train checkpoint folder, else the run directory (baselines have none)."""
+    from raydemand.runs import checkpoint_dir
+
+    checkpoint = checkpoint_dir(run_dir, epoch) if epoch is not None else run_dir
+    return str(checkpoint if checkpoint.exists() else run_dir)
 
 
 # ---- driver side --------------------------------------------------------------------------------
@@ -188,7 +230,7 @@ def start(out: Path, sweep: SweepConfig, base: Config, settings: dict, *, resume
                                   "--overwrite to start over)")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = {**settings, "out": str(out), "base": base.model_dump(mode="json")}
+    settings = {**settings, "out": str(out), "base": base.model_dump(mode="json"), "plugins": plugin_modules()}
     sweep.save(out / "sweep.yaml")
     base.save(out / "base.yaml")
     with atomic_write(out / SETTINGS_FILE, "w") as f:
