@@ -41,7 +41,7 @@ def test_missing_table_fails_fast_without_starting_ray(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["basket", "predict", "--checkpoint", "{tmp}", "--orders", "completejourney", "--out", "{tmp}/p.csv"],
-     "--checkpoint: {tmp}: not a basket run directory, or an unfinished one (no model.pt)"),
+     "--checkpoint: {tmp}: not a finished run directory (no model.pt); pass a basket run directory"),
     (["design", "train-scorer", "--images", "fashion-mnist", "--top", "5", "--out", "{tmp}/s"],
      "--images: fashion-mnist has no sales"),
     (["tune", "design", "--images", "{tmp}/nothing", "--out", "{tmp}/t"], "--images: {tmp}/nothing: no such file"),
@@ -84,8 +84,9 @@ def toy_forecaster():
     FORECASTERS.pop(toy_forecaster.NAME)
 
 
-def test_a_forecaster_added_in_one_file_is_in_the_cli_config_and_tune(toy_forecaster, ray_session, visuelle2_dir,
-                                                                       tmp_path, capsys):
+@pytest.mark.slow
+def test_a_forecaster_added_in_one_file_is_in_the_cli_config_tune_and_serve(toy_forecaster, ray_session,
+                                                                             visuelle2_dir, tmp_path, capsys):
     from raydemand.forecast.config import ForecastConfig
     from raydemand.forecast.run import load_run
 
@@ -112,7 +113,28 @@ def test_a_forecaster_added_in_one_file_is_in_the_cli_config_and_tune(toy_foreca
     best = json.loads((out / "best.json").read_text())
     assert best["finished"] == 1 and best["params"]["forecaster"] == toy_forecaster
     assert json.loads((out / "settings.json").read_text())["plugins"] == ["toy_forecaster"]
-    assert load_run(best["run_dir"]).forecaster.name == toy_forecaster
+    run = load_run(best["run_dir"])
+    assert run.forecaster.name == toy_forecaster
+
+    # Serve: the trial's run served over HTTP; the replica (a fresh process) imports the module the
+    # run's model.pt records, and answers what the CLI's predict answers.
+    import requests
+    from ray import serve
+
+    from raydemand.serve.app import build_app
+
+    row = products.iloc[0]
+    serve.start(http_options={"host": "127.0.0.1", "port": 8124})
+    try:
+        serve.run(build_app({"run_dirs": [best["run_dir"]]}), name="toy", route_prefix="/toy")
+        body = {"products": [{"external_code": "n1", "release_date": str(row["release_date"])[:10],
+                              "attributes": {a: str(row[a]) for a in run.attributes}, "caption": "a coat"}]}
+        r = requests.post("http://127.0.0.1:8124/toy/v1/forecast", json=body, timeout=120)
+        assert r.status_code == 200, r.text
+        served = r.json()["forecasts"][0]["weeks"]
+    finally:
+        serve.shutdown()
+    assert served == pytest.approx(list(run.forecaster.curve * run.scale / run.units_per_value), rel=1e-5)
 
 
 def test_tune_reads_the_family_config_from_the_sweep_not_from_its_flags(tmp_path, capsys, visuelle2_dir):

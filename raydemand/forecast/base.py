@@ -59,6 +59,17 @@ def list_forecasters() -> list[str]:
     return sorted(FORECASTERS)
 
 
+def register_from(name: str, module: str | None) -> None:
+    """Import `module`, where forecaster `name` registers itself, when `name` is unknown in this
+    process: a run's model.pt records the module, so a forecaster added outside the package loads in
+    any process (a Serve replica, a Tune trial) as it does where it was trained."""
+    _load()
+    if name not in FORECASTERS and module:
+        import importlib
+
+        importlib.import_module(module)
+
+
 def create_forecaster(name: str, cfg: ForecastConfig) -> Forecaster:
     _load()
     if name not in FORECASTERS:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from raydemand.data.schema import HORIZON, TARGET_COLUMNS
 from raydemand.errors import InputError
-from raydemand.forecast.base import Forecaster, create_forecaster
+from raydemand.forecast.base import Forecaster, create_forecaster, register_from
 from raydemand.forecast.config import DataConfig, ForecastConfig
 from raydemand.forecast.data import (
     Rows,
@@ -111,7 +111,8 @@ def save_model(run_dir: Path, cfg: ForecastConfig, forecaster: Forecaster, data:
     from raydemand import runs
 
     profile = data.pool.profile if data.pool.profile is not None else launch_profile(data.train.target)
-    state = {"forecaster": forecaster.name, "state": forecaster.get_state(), "scale": data.scale,
+    state = {"forecaster": forecaster.name, "module": type(forecaster).__module__,
+             "state": forecaster.get_state(), "scale": data.scale,
              "units_per_value": data.units_per_value, "attributes": data.attributes,
              "pool": _pool_state(data.pool, profile)}
     return runs.write_model(run_dir, "forecast", cfg, state)
@@ -126,6 +127,7 @@ class ForecastRun:
         self.run_dir = Path(run_dir)
         model = read_model(self.run_dir, "forecast")
         state = model.state
+        register_from(state["forecaster"], state.get("module"))  # before the config names it
         self.cfg = ForecastConfig.model_validate(model.config)
         self.scale, self.units_per_value = float(state["scale"]), float(state["units_per_value"])
         self.attributes = list(state["attributes"])
