@@ -35,18 +35,15 @@ def run(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from ray import serve
-
     from raydemand.config import load_config, with_overrides
     from raydemand.errors import InputError
-    from raydemand.ray_utils import init_ray
-    from raydemand.serve.app import read_serve_config, start
     from raydemand.serve.config import AppConfig
-    from raydemand.serve.deployments import LOCAL_CPUS
     from raydemand.serve.runs import group_runs
 
     deployments, http = {}, {"host": "127.0.0.1", "port": 8000}
     if args.serve_config:
+        from raydemand.serve.app import read_serve_config
+
         if args.config:
             raise InputError("give the application's args in --serve-config's `args:` or in --config, not both")
         app_args, deployments, http = read_serve_config(args.serve_config)
@@ -56,7 +53,13 @@ def run(args: argparse.Namespace) -> int:
     if args.detach and not (args.address or os.environ.get("RAY_ADDRESS")):
         raise InputError("--detach needs a running cluster to leave the application on (--address or RAY_ADDRESS); "
                          "a local Ray started by this command would stop with it")
-    runs = group_runs(cfg.run_dirs)  # wrong folders fail here, before Ray starts
+    runs = group_runs(cfg.run_dirs)  # wrong folders fail here, before Ray is imported or started
+    from ray import serve
+
+    from raydemand.ray_utils import init_ray
+    from raydemand.serve.app import start
+    from raydemand.serve.deployments import LOCAL_CPUS
+
     local = not (args.address or os.environ.get("RAY_ADDRESS"))
     init_ray(address=args.address, num_cpus=max(os.cpu_count() or 1, LOCAL_CPUS) if local else None)
     url = start(cfg, args.host or http["host"], args.port or http["port"], deployments=deployments)
