@@ -1,29 +1,35 @@
 """`raydemand demo`: the platform end to end on embedded data, on one local Ray cluster.
 
-Steps (each writes a sub-folder of the run folder and is skipped when a rerun finds it finished):
+Stages (each writes a sub-folder of the run folder and is skipped when a rerun finds it finished):
 prepare (both data sets generated in their real layouts — product images are real Fashion-MNIST
-pictures — and Ray Data image preprocessing), forecast (CrossAttnRNN, Ray Train), basket (CNNGRU,
-Ray Train), design (a class-conditional DCGAN and the preference scorer, Ray Train), tune (a
-pos_weight x threshold basket sweep, Ray Tune), serve (the Serve app over those runs, every endpoint
-called over HTTP). The report (report.md with PNGs and metric tables) goes into the run folder it
-prints. Small settings by default (minutes on 2 cores); `--full` uses the real-size configs of
-jobs/configs/.
+pictures — and Ray Data image preprocessing), forecast (CrossAttnRNN on Ray Train, then it and the
+median-curve baseline on the test products), basket (CNNGRU on Ray Train, then it and GP-TopFreq on
+the held-out users), design (a class-conditional DCGAN and the preference scorer on real
+Fashion-MNIST, Ray Train), tune (a pos_weight x threshold basket sweep, Ray Tune), serve (the Serve
+app over those runs, every endpoint called over HTTP). report.md in the run folder tours the results.
+
+The terminal gets one line per stage and a short summary. Everything Ray prints (driver logging,
+worker output forwarded to the driver, Tune's status tables, Serve's logs) goes to RUN/ray.log;
+`--verbose` prints it on the terminal instead. Small settings by default (minutes on 2 cores);
+`--full` uses the real-size configs of jobs/configs/.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import os
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, TextIO
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import Field
 
 from raydemand.basket.config import AutoencoderConfig, BasketConfig
@@ -34,10 +40,16 @@ from raydemand.design.config import GANConfig, GANTrainConfig, ImageSourceConfig
 from raydemand.forecast.config import DataConfig as ForecastDataConfig
 from raydemand.forecast.config import ForecastConfig
 from raydemand.data.prepare import PrepareConfig, SynthSpec, run_prepare
-from raydemand.io import atomic_path, atomic_write
+from raydemand.demo_report import duration
+from raydemand.io import atomic_write
+from raydemand.training import TrainConfig
 
 
 STEPS = ("prepare", "forecast", "basket", "design", "tune", "serve")
+RAY_LOG = "ray.log"
+# Fashion-MNIST images the design stage trains on: the 5,000 real ones that ship in the package (the
+# first 5,000 of the full set when Debian's copy is installed), so its budget is the same everywhere.
+DESIGN_IMAGES = 5000
 
 
 class DemoConfig(PrepareConfig):
@@ -56,10 +68,19 @@ class DemoConfig(PrepareConfig):
     basket: BasketConfig = Field(default_factory=lambda: BasketConfig(
         model="cnngru", epochs=1, batch_size=64, lr=2e-3, patience=None,
         autoencoder=AutoencoderConfig(epochs=20, report_every=10)))
+    # 4,500 training images at batch 128 for 14 epochs: 490 generator updates, where a width-16 DCGAN
+    # draws garments a person recognises (docs/BENCHMARKS.md: its pixel FD is near its best after one
+    # 460-update epoch of the full set). Both cores go to the one worker: ~2.5 min on an idle 2-core box.
     gan: GANTrainConfig = Field(default_factory=lambda: GANTrainConfig(
-        model=GANConfig(gan="dcgan", width=16), epochs=2, batch_size=64, images=ImageSourceConfig(limit=1200)))
+        model=GANConfig(gan="dcgan", width=16), epochs=14, batch_size=128,
+        images=ImageSourceConfig(source="fashion-mnist", limit=DESIGN_IMAGES),
+        train=TrainConfig(cpus_per_worker=2)))
+    # ResNet-18 at 32 px for 3 epochs on 2,500 of those images: cheap, and good enough that its
+    # verdict on the GAN's samples means something (its accuracy on real test images is in the report).
     scorer: ScorerConfig = Field(default_factory=lambda: ScorerConfig(
-        arch="resnet18", epochs=2, batch_size=64, images=ImageSourceConfig(channels=3, limit=1200)))
+        arch="resnet18", epochs=3, batch_size=64,
+        images=ImageSourceConfig(source="fashion-mnist", channels=3, size=32, limit=DESIGN_IMAGES),
+        train=TrainConfig(cpus_per_worker=2)))
     tune_pos_weights: list[float] = [5.0, 20.0]  # trainings of the sweep
     tune_thresholds: list[float] = [0.3, 0.4, 0.5]  # scored after each training, no retraining
     serve_port: int = Field(8000, ge=1, le=65535)  # the Serve app, on 127.0.0.1
@@ -73,103 +94,91 @@ FULL = {  # --full: the configs of the real-size runs (docs/BENCHMARKS.md)
 }
 
 
-def _image_grid(images_dir: Path, products: pd.DataFrame, png: Path, n: int = 32) -> None:
-    """What the image pipeline produced, de-normalised, with each product's category."""
-    import matplotlib
+def _trained(run_dir: Path, fit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The run's metrics.json when a previous demo finished it, else `fit()`'s."""
+    from raydemand import runs
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cfg = ImagesConfig.model_validate(yaml.safe_load((images_dir / "_config.yaml").read_text()))
-    mean, std = cfg.stats()
-    frame = pd.read_parquet(images_dir).head(n)
-    category = products.drop_duplicates("external_code").set_index("external_code")["category"]
-    cols = 8
-    fig, axes = plt.subplots((len(frame) + cols - 1) // cols, cols, figsize=(cols * 1.4, 1.6 * ((len(frame) + cols - 1) // cols)))
-    for ax, (_, row) in zip(axes.flat, frame.iterrows()):
-        chw = np.asarray(row["image"], dtype=np.float32).reshape(cfg.channels, *cfg.hw)
-        rgb = np.clip(chw * std[:, None, None] + mean[:, None, None], 0, 1).transpose(1, 2, 0)
-        ax.imshow(rgb.squeeze(), cmap="gray" if cfg.channels == 1 else None)
-        ax.set_title(str(category.get(str(row["external_code"]), ""))[:14], fontsize=7)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle("Preprocessed product images (Ray Data output)", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    return runs.read_metrics(run_dir) if runs.is_complete(run_dir) else fit()
 
 
-def _sales_by_category(products: pd.DataFrame, png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    weeks = [str(i) for i in range(12)]
-    curves = products.groupby("category")[weeks].mean()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, row in curves.iterrows():
-        ax.plot(range(1, 13), row.to_numpy(), label=name)
-    ax.set_xlabel("week after release")
-    ax.set_ylabel("mean weekly sales (normalised)")
-    ax.set_title("Generated VISUELLE 2.0 data: sales curve by category")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-
-
-
-def _done(run_dir: Path, marker: str = "model.pt") -> bool:
-    return (run_dir / marker).is_file()
+def step_prepare(cfg: DemoConfig, out: Path) -> dict[str, Any]:
+    return run_prepare(cfg, log=print)
 
 
 def step_forecast(cfg: DemoConfig, out: Path) -> dict[str, Any]:
+    """CrossAttnRNN and the median training curve (the baseline the literature finds hard to beat),
+    both fitted on the same training products and compared once on the test products."""
+    from raydemand.forecast.evaluate import plot_forecasts, test_rows
+    from raydemand.forecast.metrics import both_scales
+    from raydemand.forecast.run import load_run
     from raydemand.forecast.train import train
 
-    run_dir = out / "forecast"
-    if _done(run_dir):
-        return json.loads((run_dir / "metrics.json").read_text())
-    return train(cfg.forecast, out / "data" / "visuelle2", run_dir, cache_dir=out / "cache" / "forecast")
+    source, cache = out / "data" / "visuelle2", out / "cache" / "forecast"
+    runs = {"crossattnrnn": (cfg.forecast, out / "forecast"),
+            "median": (cfg.forecast.model_copy(update={"forecaster": "median"}), out / "forecast_median")}
+    summary: dict[str, Any] = {}
+    for name, (fc_cfg, run_dir) in runs.items():
+        metrics = _trained(run_dir, lambda: train(fc_cfg, source, run_dir, cache_dir=cache))
+        run = load_run(run_dir)
+        _, rows = test_rows(run, source, out / "cache" / "forecast_test")
+        pred = run.predict_rows(rows)
+        units = both_scales(pred, rows.target, run.scale, per_week=False)["units"]
+        summary[name] = {"test_wape": round(units["wape"], 2), "test_mae": round(units["mae"], 4),
+                         "val_wape": round(metrics["val"]["wape"], 2)}
+        if name == "crossattnrnn":
+            summary.update(test_rows=len(rows), train_rows=metrics["rows"]["train"], epochs=fc_cfg.epochs)
+            plot_forecasts(pred * run.scale, rows.target * run.scale, run_dir / "forecast_vs_actual.png",
+                           f"CrossAttnRNN on the test products: WAPE {units['wape']:.1f}%")
+    return summary
 
 
 def step_basket(cfg: DemoConfig, out: Path) -> dict[str, Any]:
+    """CNNGRU and GP-TopFreq (each user's own most frequent products, then the most popular) on the
+    held-out users' next orders; ranking metrics, which need no threshold."""
+    from raydemand.basket.base import load_run
+    from raydemand.basket.baselines import baseline_scores
+    from raydemand.basket.evaluate import test_arrays
+    from raydemand.basket.metrics import ranking_metrics
     from raydemand.basket.train import train
 
-    run_dir = out / "basket"
-    if _done(run_dir):
-        return json.loads((run_dir / "metrics.json").read_text())
-    return train(cfg.basket, out / "data" / "instacart", run_dir)
+    orders, run_dir = out / "data" / "instacart", out / "basket"
+    metrics = _trained(run_dir, lambda: train(cfg.basket, orders, run_dir))
+    run = load_run(run_dir)
+    enc = test_arrays(run, orders)
+    k = run.cfg.k
+    scores = {"cnngru": run.score(enc), "gptopfreq": baseline_scores("gptopfreq", enc["feats"], run.vocab.popularity)}
+    summary: dict[str, Any] = {"k": k, "test_users": int(len(enc["target"])), "catalogue": len(run.vocab),
+                               "train_users": metrics["data"]["train_users"], "epochs": cfg.basket.epochs}
+    for name, s in scores.items():
+        summary[name] = {m: round(v, 4) for m, v in ranking_metrics(s, enc["target"], k, enc["missed"]).items()}
+    return summary
 
 
 def step_design(cfg: DemoConfig, out: Path) -> dict[str, Any]:
-    """A DCGAN and the preference scorer on the generated products' images (real Fashion-MNIST
-    pictures, coloured), then the scorer's Table-2 style scores of the GAN's samples."""
+    """A DCGAN and the preference scorer on real Fashion-MNIST, then the scorer's Table-2 style
+    scores of the GAN's samples next to its scores of real test images."""
     from raydemand.design.generate import load_run, write_samples
     from raydemand.design.score import score, write_report
     from raydemand.design.scorer import load_scorer, train_scorer
     from raydemand.design.train import train
 
-    products = str(out / "data" / "visuelle2")
     gan_dir, scorer_dir = out / "gan", out / "scorer"
-    summary: dict[str, Any] = {}
-    if not _done(gan_dir):
-        gan_cfg = cfg.gan.model_copy(update={"images": cfg.gan.images.model_copy(update={"source": products})})
-        train(gan_cfg, gan_dir)
-    if not _done(scorer_dir):
-        scorer_cfg = cfg.scorer.model_copy(update={"images": cfg.scorer.images.model_copy(update={"source": products})})
-        train_scorer(scorer_cfg, scorer_dir)
+    gan_metrics = _trained(gan_dir, lambda: train(cfg.gan, gan_dir))
+    scorer_metrics = _trained(scorer_dir, lambda: train_scorer(cfg.scorer, scorer_dir))
     gan = load_run(gan_dir)
     samples = out / "design_samples.npz"
     write_samples(gan, samples, n=20 * len(gan.categories))
     report = score(load_scorer(scorer_dir), [samples])
     write_report(report, out / "design_scores")
-    summary["preference_all"] = round(float(report["preference"].loc["all"].iloc[0]), 2)
-    summary["recognised_all"] = round(float(report["recognised"].loc["all"].iloc[0]), 2)
-    summary["categories"] = len(gan.categories)
-    return summary
+    real = report["real_test"].get("all", {})
+    train_images = gan_metrics["train_images"]
+    return {"gan": gan.name, "train_images": train_images, "epochs": len(gan_metrics["history"]),
+            "updates": len(gan_metrics["history"]) * (train_images // min(cfg.gan.batch_size, train_images)),
+            "chosen_epoch": gan_metrics["chosen_epoch"], "categories": len(gan.categories),
+            "recognised_all": round(float(report["recognised"].loc["all"].iloc[0]), 1),
+            "preference_all": round(float(report["preference"].loc["all"].iloc[0]), 1),
+            "real_recognised_all": real.get("recognised"), "real_preference_all": real.get("preference"),
+            "scorer_test_accuracy": scorer_metrics.get("test_accuracy")}
 
 
 def step_tune(cfg: DemoConfig, out: Path) -> dict[str, Any]:
@@ -185,7 +194,11 @@ def step_tune(cfg: DemoConfig, out: Path) -> dict[str, Any]:
                        resume=(out / "tune_basket").exists())
     if not best.get("finished"):
         raise RuntimeError(f"tune: no trial finished; see {out / 'tune_basket' / 'trials.csv'} (error column)")
-    return best
+    cells = pd.read_csv(out / "tune_basket" / "results.csv")
+    top = cells.loc[cells["f1_micro"].idxmax()]
+    return {**best, "cells": len(cells), "best_cell": {"pos_weight": float(top["pos_weight"]),
+                                                       "threshold": float(top["threshold"]),
+                                                       "val_f1_micro": round(float(top["f1_micro"]), 4)}}
 
 
 def _png_b64(image: np.ndarray) -> str:
@@ -252,54 +265,179 @@ def step_serve(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     return {"url": url, **{k: v for k, v in calls.items() if k.startswith(("GET", "POST"))}}
 
 
-def _metrics_line(metrics: dict, keys: list[str]) -> str:
-    flat: dict[str, Any] = {}
-    for k, v in metrics.items():
-        if isinstance(v, dict):
-            flat.update({f"{k}.{kk}": vv for kk, vv in v.items() if not isinstance(vv, (dict, list))})
-        elif not isinstance(v, list):
-            flat[k] = v
-    shown = [(k, flat[k]) for k in keys if k in flat] or list(flat.items())[:8]
-    return ", ".join(f"{k}: {round(v, 4) if isinstance(v, float) else v}" for k, v in shown)
+@contextlib.contextmanager
+def ray_output_to(log_file: Path):
+    """Everything this process, and the Ray processes it starts, writes to stdout/stderr goes to
+    `log_file` (appended); yields a line-buffered stream to the terminal this process had before.
+
+    Redirected at the file-descriptor level, not only sys.stdout: Ray's core worker (C++), the GCS
+    and raylet it starts and the worker output it forwards (`log_to_driver`) write to fds 1 and 2.
+    sys.stdout/sys.stderr point at those fds meanwhile (also where a test harness had replaced them),
+    so Tune's status tables, tqdm bars and Python logging land in the file too.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        stream.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    terminal = os.fdopen(os.dup(1), "w", buffering=1)
+    with open(log_file, "ab") as log:
+        log.write(f"\n===== raydemand demo, {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n".encode())
+        log.flush()
+        for fd in saved:
+            os.dup2(log.fileno(), fd)
+    colour = os.environ.get("RAY_COLOR_PREFIX")
+    os.environ["RAY_COLOR_PREFIX"] = "0"  # the driver prints forwarded worker lines without colour codes
+    try:
+        with contextlib.redirect_stdout(sys.__stdout__), contextlib.redirect_stderr(sys.__stderr__):
+            yield terminal
+    finally:
+        for stream in (sys.__stdout__, sys.__stderr__):
+            stream.flush()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+        terminal.close()
+        if colour is None:
+            os.environ.pop("RAY_COLOR_PREFIX")
+        else:
+            os.environ["RAY_COLOR_PREFIX"] = colour
 
 
-def write_report(cfg: DemoConfig, steps: dict, seconds: dict[str, float]) -> Path:
-    from raydemand.data.sources import load_products
+@dataclass
+class Stage:
+    what: str  # shown while it runs
+    run: Callable[[DemoConfig, Path], dict[str, Any]]
+    headline: Callable[[dict[str, Any]], str]  # its result in a few words, from its summary
+
+
+def _prepare_headline(s: dict) -> str:
+    parts = [f"{s['synth_visuelle2']['products']} products" if "synth_visuelle2" in s else "",
+             f"{s['synth_instacart']['users']} shoppers" if "synth_instacart" in s else "",
+             f"{s['images']['images']} images preprocessed" if "images" in s else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def _forecast_headline(s: dict) -> str:
+    model, base = s["crossattnrnn"]["test_wape"], s["median"]["test_wape"]
+    verdict = "ahead of the baseline" if model < base else "baseline ahead at this budget"
+    return f"test WAPE {model:.1f}% vs median curve {base:.1f}% ({verdict})"
+
+
+def _basket_headline(s: dict) -> str:
+    k = s["k"]
+    return (f"test recall@{k} {s['cnngru'][f'recall@{k}']:.3f} vs GP-TopFreq "
+            f"{s['gptopfreq'][f'recall@{k}']:.3f} ({s['test_users']} held-out shoppers)")
+
+
+def _design_headline(s: dict) -> str:
+    real = s.get("real_recognised_all")
+    ref = f"real images {real:.0f}%, " if real is not None else ""
+    return f"{s['recognised_all']:.0f}% of samples recognised ({ref}chance {100 / s['categories']:.0f}%)"
+
+
+def _tune_headline(s: dict) -> str:
+    cell = s["best_cell"]
+    return (f"{s['finished']} trainings, {s['cells']} cells; best pos_weight {cell['pos_weight']:g} "
+            f"@ threshold {cell['threshold']:g} (val f1 {cell['val_f1_micro']:.3f})")
+
+
+def _serve_headline(s: dict) -> str:
+    calls = {k: v for k, v in s.items() if k.startswith(("GET", "POST"))}
+    ok = sum(v["status"] == 200 for v in calls.values())
+    return f"{ok}/{len(calls)} endpoints answered over HTTP at {s['url']}"
+
+
+STAGES: dict[str, Stage] = {
+    "prepare": Stage("generate data, Ray Data pipelines", step_prepare, _prepare_headline),
+    "forecast": Stage("CrossAttnRNN on Ray Train", step_forecast, _forecast_headline),
+    "basket": Stage("CNNGRU on Ray Train", step_basket, _basket_headline),
+    "design": Stage("DCGAN + scorer on Fashion-MNIST", step_design, _design_headline),
+    "tune": Stage("Ray Tune sweep", step_tune, _tune_headline),
+    "serve": Stage("Ray Serve app", step_serve, _serve_headline),
+}
+
+
+class Progress:
+    """One terminal line per stage: its name and what runs, then its result and time."""
+
+    def __init__(self, terminal: TextIO, total: int, verbose: bool):
+        self.terminal, self.total, self.verbose, self.i = terminal, total, verbose, 0
+        self.prefix = ""
+
+    def start(self, name: str) -> None:
+        self.i += 1
+        self.prefix = f"[{self.i}/{self.total}] {name:<8}"
+        # With Ray's output on the terminal too (--verbose) the line would be split; print it whole.
+        end = "\n" if self.verbose else " ... "
+        self.terminal.write(f"{self.prefix} {STAGES[name].what}{end}")
+        self.terminal.flush()
+
+    def done(self, text: str, seconds: float) -> None:
+        lead = f"{self.prefix} " if self.verbose else ""
+        self.terminal.write(f"{lead}{text} ({duration(seconds)})\n")
+
+
+def _ray_logs_dir() -> str | None:
+    """Ray's own log folder of this session on this node (raylet, GCS, every worker's .out/.err)."""
+    import ray
+
+    # Ray 2.60 has no public accessor for it; the driver's node object knows it.
+    node = getattr(ray._private.worker, "_global_node", None)
+    return node.get_logs_dir_path() if node is not None else None
+
+
+def _run_stages(cfg: DemoConfig, progress: Progress, failed_hint: str) -> tuple[dict[str, Any], dict[str, float]]:
+    out = Path(cfg.out)
+    steps: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for name in [s for s in STEPS if s in cfg.steps]:
+        progress.start(name)
+        began = time.perf_counter()
+        try:
+            summary = STAGES[name].run(cfg, out)
+        except BaseException:
+            progress.terminal.write(f"failed after {duration(time.perf_counter() - began)}{failed_hint}\n")
+            raise
+        seconds[name] = time.perf_counter() - began
+        if name == "prepare":
+            steps.update(summary)  # its sub-steps' keys at the top, as `raydemand data prepare` writes them
+        else:
+            steps[name] = summary
+        progress.done(STAGES[name].headline(summary), seconds[name])
+    return steps, seconds
+
+
+def run_demo(cfg: DemoConfig, terminal: TextIO | None = None, verbose: bool = True) -> Path:
+    """Run the configured stages; writes summary.json and report.md, returns the report's path.
+    `terminal` gets one line per stage (default: stdout); `verbose=False` when Ray's output goes to
+    RUN/ray.log (see `ray_output_to`)."""
+    import ray
+
+    from raydemand.demo_report import write_report
 
     out = Path(cfg.out)
-    lines = ["# raydemand demo", "", f"Run folder: `{out.resolve()}`", ""]
-    products_dir = out / "data" / "visuelle2"
-    if products_dir.exists():
-        products = load_products(products_dir, check_images=False)
-        _sales_by_category(products, out / "sales_by_category.png")
-        lines += ["## Data", "", "![sales by category](sales_by_category.png)", ""]
-        if (out / "images").exists():
-            _image_grid(out / "images", products, out / "product_images.png")
-            lines += ["![product images](product_images.png)", ""]
-    lines += ["## Steps", "", "| step | seconds | result |", "|---|---|---|"]
-    for name, summary in steps.items():
-        if isinstance(summary, dict):
-            shown = {k: v for k, v in summary.items() if k not in ("source", "out", "columns")}
-            text = ", ".join(f"{k}: {v}" for k, v in shown.items() if not isinstance(v, (dict, list)))
-            lines.append(f"| {name} | {seconds.get(name, 0):.0f} | {text[:300]} |")
-    pictures = [("forecast", "Forecast vs actual (validation)", "forecast/*.png"),
-                ("basket", "Basket threshold on validation users", "basket/*.png"),
-                ("design", "DCGAN samples per category", "gan/*.png"),
-                ("tune", "Sweep: pos_weight x threshold", "tune_basket/*.png")]
-    for step, title, pattern in pictures:
-        found = sorted(out.glob(pattern))
-        if step in steps and found:
-            lines += ["", f"## {title}", ""] + [f"![{p.stem}]({p.relative_to(out)})" for p in found[:3]]
-    for table in ("design_scores/preference.md", "tune_basket/results.md"):
-        if (out / table).is_file():
-            lines += ["", f"## {table}", "", (out / table).read_text()]
-    if (out / "serve_calls.json").is_file():
-        lines += ["", "## Serve calls", "", "```json", (out / "serve_calls.json").read_text()[:4000], "```"]
-    lines += ["", "Resolved config: `config.yaml`; step summaries: `summary.json`.", ""]
-    report = out / "report.md"
-    with atomic_write(report, "w") as f:
-        f.write("\n".join(lines))
-    return report
+    started_ray = not (ray.is_initialized() or cfg.address or os.environ.get("RAY_ADDRESS"))
+    if started_ray:
+        # One local cluster for every stage; the Serve app's replicas need LOCAL_CPUS logical CPUs.
+        from raydemand.ray_utils import init_ray
+        from raydemand.serve.deployments import LOCAL_CPUS
+
+        init_ray(num_cpus=max(os.cpu_count() or 1, LOCAL_CPUS))
+    if not verbose:
+        from ray.data import DataContext
+
+        # Progress bars redrawn into a log file are thousands of lines of carriage returns.
+        DataContext.get_current().enable_progress_bars = False
+    progress = Progress(terminal or sys.stdout, len([s for s in STEPS if s in cfg.steps]), verbose)
+    try:
+        steps, seconds = _run_stages(cfg, progress, "" if verbose else f"; Ray's output: {out.resolve() / RAY_LOG}")
+        steps["ray_logs"] = _ray_logs_dir()
+    finally:
+        if started_ray:
+            ray.shutdown()  # here, so that its shutdown messages go where the rest of Ray's output went
+    with atomic_write(out / "summary.json", "w") as f:
+        json.dump({**steps, "seconds": seconds}, f, indent=2, default=str)  # prepare's keys, then the stages
+    return write_report(cfg, steps, seconds)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -308,36 +446,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prepare_arguments(parser)
     parser.add_argument("--full", action="store_true",
                         help="real-size settings: the family configs of jobs/configs/ (hours on a CPU)")
-
-
-def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> Path:
-    from tqdm import tqdm
-
-    out = Path(cfg.out)
-    work: dict[str, Callable[[DemoConfig, Path], dict]] = {
-        "forecast": step_forecast, "basket": step_basket, "design": step_design, "tune": step_tune,
-        "serve": step_serve}
-    steps: dict[str, Any] = {}
-    seconds: dict[str, float] = {}
-    if not (cfg.address or os.environ.get("RAY_ADDRESS")):
-        # One local cluster for every step; the Serve app's replicas need LOCAL_CPUS logical CPUs.
-        from raydemand.ray_utils import init_ray
-        from raydemand.serve.deployments import LOCAL_CPUS
-
-        init_ray(num_cpus=max(os.cpu_count() or 1, LOCAL_CPUS))
-    bar = tqdm([s for s in STEPS if s in cfg.steps], desc="demo", unit="step")
-    for name in bar:
-        bar.set_postfix_str(name)
-        began = time.perf_counter()
-        if name == "prepare":
-            steps.update(run_prepare(cfg, log=log))
-        else:
-            steps[name] = work[name](cfg, out)
-        seconds[name] = time.perf_counter() - began
-        log(f"[demo] {name}: {seconds[name]:.0f} s")
-    with atomic_write(out / "summary.json", "w") as f:
-        json.dump({**steps, "seconds": seconds}, f, indent=2, default=str)  # prepare's keys, then the stages
-    return write_report(cfg, steps, seconds)
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"print Ray's own output (logs, Tune tables, worker output) on the terminal "
+                             f"instead of RUN/{RAY_LOG}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -346,9 +457,25 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(DemoConfig, args.config, args.overrides, out=args.out, address=args.address,
                       overwrite=args.overwrite)
     if args.full:
-        cfg = cfg.model_copy(update={
-            name: load_config(type(getattr(cfg, name)), path) for name, path in FULL.items()} | {
-            "synth_products": SynthSpec(seed=0, scale=1000), "synth_orders": SynthSpec(seed=0, scale=5000)})
-    report = run_demo(cfg)
-    print(f"\ndemo finished: {report.parent.resolve()}\nreport: {report.resolve()}")
+        full = {name: load_config(type(getattr(cfg, name)), path) for name, path in FULL.items()}
+        # The full scorer config picks best sellers (`top`); Fashion-MNIST, its source here, has no sales.
+        full["scorer"] = full["scorer"].model_copy(update={"top": None})
+        cfg = cfg.model_copy(update=full | {"synth_products": SynthSpec(seed=0, scale=1000),
+                                            "synth_orders": SynthSpec(seed=0, scale=5000)})
+    out = Path(cfg.out).resolve()
+    began = time.perf_counter()
+    print(f"raydemand demo -> {out}")
+    if args.verbose:
+        report = run_demo(cfg, verbose=True)
+    else:
+        print(f"Ray's own output goes to {out / RAY_LOG} (--verbose prints it here)", flush=True)
+        with ray_output_to(out / RAY_LOG) as terminal:
+            report = run_demo(cfg, terminal, verbose=False)
+    summary = json.loads((out / "summary.json").read_text())
+    kind = "real-size settings" if args.full else "a smoke run at small settings"
+    print(f"done in {duration(time.perf_counter() - began)}: {kind}; measured real-size results: docs/BENCHMARKS.md")
+    print(f"report: {report.resolve()} (what each result means, and the real-size commands)")
+    logs = [] if args.verbose else [str(out / RAY_LOG)]
+    logs += [f"Ray's session logs {summary['ray_logs']}"] if summary.get("ray_logs") else []
+    print(f"logs:   {'; '.join(logs)}")
     return 0
