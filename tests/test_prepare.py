@@ -15,8 +15,10 @@ SMALL = ["synth_products.scale=40", "synth_orders.scale=60", "images.size=16",
          "embeddings=[{encoder: resnet18, field: image, images: {size: 32}}]", "windows={n_orders: 3}"]
 
 
-# Design stage in seconds: one GAN update and one scorer epoch on 200 real Fashion-MNIST images.
-SMALL_DESIGN = ["gan.epochs=1", "gan.images.limit=200", "scorer.epochs=1", "scorer.images.limit=200"]
+# The trainings in seconds: one forecast epoch, one autoencoder report, one GAN update and one scorer
+# epoch on 200 real Fashion-MNIST images.
+SMALL_TRAINING = ["forecast.epochs=1", "basket.autoencoder.epochs=10", "gan.epochs=1", "gan.images.limit=200",
+                "scorer.epochs=1", "scorer.images.limit=200"]
 
 
 @pytest.mark.slow
@@ -24,7 +26,7 @@ def test_demo_runs_every_step_and_resumes(ray_session, tmp_path, capfd):
     out = tmp_path / "demo"
     # One sweep trial (one pos_weight, three thresholds) keeps the suite short; the demo's default has two.
     assert main(["demo", "--out", str(out), "--set", "tune_pos_weights=[20]",
-                 *sum((["--set", s] for s in SMALL + SMALL_DESIGN), [])]) == 0
+                 *sum((["--set", s] for s in SMALL + SMALL_TRAINING), [])]) == 0
     # The terminal: one line per stage and a short summary; Ray's own output went to RUN/ray.log.
     terminal = capfd.readouterr()
     # Lines of other tests' Ray workers that the session's driver forwards late are not the demo's.
