@@ -59,8 +59,11 @@ def image_source(value: str | Path, flag: str, *, needs_sales: bool = False) -> 
 
 
 def run_dir(value: str | Path, flag: str, family: str) -> str:
-    """A finished run of `family` (`--checkpoint`, `--scorer`), checked by `raydemand.runs`."""
-    from raydemand.runs import read_model
+    """A finished run of `family` (`--checkpoint`, `--scorer`). A folder with its COMPLETE marker
+    passes on file names alone (the command's own `runs.read_model` then checks the family while it
+    loads the model, so model.pt is read once); any other folder is read here, so that an unfinished,
+    missing or older run fails with the run-folder module's message before Ray starts."""
+    from raydemand import runs
 
     text = str(value)
     if _is_uri(text):
@@ -68,10 +71,11 @@ def run_dir(value: str | Path, flag: str, family: str) -> str:
     path = Path(text)
     if not path.is_dir():
         raise InputError(f"{flag}: {path}: no such run directory")
-    try:
-        read_model(path, family)
-    except InputError as exc:
-        raise InputError(f"{flag}: {exc}") from None
+    if not (path / runs.MARKER).is_file():
+        try:
+            runs.read_model(path, family)
+        except InputError as exc:
+            raise InputError(f"{flag}: {exc}") from None
     return text
 
 
