@@ -19,6 +19,11 @@ from raydemand.forecast.data import Rows
 
 class Forecaster:
     name: ClassVar[str]
+    # A closed-form reference forecast (raydemand.forecast.baselines): `forecast train` serves it as
+    # asked, where it guards any other forecaster against the best baseline (raydemand.forecast.guard).
+    is_baseline: ClassVar[bool] = False
+    # False: written by `forecast train` itself (the guard's blend), loadable but never chosen by name.
+    listed: ClassVar[bool] = True
 
     def __init__(self, cfg: ForecastConfig):
         self.cfg = cfg
@@ -56,7 +61,7 @@ def register_forecaster(cls):
 
 def list_forecasters() -> list[str]:
     _load()
-    return sorted(FORECASTERS)
+    return sorted(name for name, cls in FORECASTERS.items() if getattr(cls, "listed", True))
 
 
 def register_from(name: str, module: str | None) -> None:
@@ -78,4 +83,4 @@ def create_forecaster(name: str, cfg: ForecastConfig) -> Forecaster:
 
 
 def _load() -> None:
-    from raydemand.forecast import baselines, train  # noqa: F401  (they register themselves)
+    from raydemand.forecast import baselines, guard, train  # noqa: F401  (they register themselves)

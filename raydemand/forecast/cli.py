@@ -15,7 +15,9 @@ SPLITS = ("train", "test")
 def _train(args: argparse.Namespace) -> int:
     """Fit the configured forecaster (default crossattnrnn; a baseline with --forecaster NAME) on a
     product/sales table. The validation split is the latest releases of TABLE; RUN_DIR gets config.yaml,
-    model.pt, metrics.json. Re-running an unfinished RUN_DIR resumes it."""
+    model.pt, metrics.json. The median and attribute-median baselines are compared on validation; where
+    the forecaster does not beat them it says so and serves a validation-chosen blend (baselines.guard).
+    Re-running an unfinished RUN_DIR resumes it."""
     from raydemand.forecast.config import ForecastConfig
 
     cfg = command_config(ForecastConfig, args, seed=args.seed, forecaster=args.forecaster)
@@ -29,6 +31,10 @@ def _train(args: argparse.Namespace) -> int:
     summary = {k: metrics[k] for k in ("forecaster", "seed", "rows", "scale", "chosen_epoch", "seconds")
                if k in metrics}
     summary["val"] = {k: metrics["val"][k] for k in ("mae", "mse", "wape")}
+    summary["baselines"] = {name: {"val_wape": round(m["wape"], 4)} for name, m in metrics["baselines"].items()}
+    served = metrics["served"]
+    summary["served"] = {**{k: served[k] for k in ("forecaster", "baseline", "weight")},
+                         "val_wape": round(served["val"]["wape"], 4)}
     print(json.dumps({"run_dir": args.out, **summary}, indent=2))
     return 0
 
@@ -54,7 +60,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     """Evaluate RUN_DIR on the test products of TABLE (its test split, or the products training held
-    out): metrics overall and per week on the normalised and unit scales, predictions.csv and
+    out): metrics overall and per week on the normalised and unit scales, the served forecaster beside
+    the trained model alone and the baselines (WAPE, MAE in units), predictions.csv and
     forecast_vs_actual.png."""
     if checked(args, None, checkpoint=inputs.run_dir(args.checkpoint, "--checkpoint", "forecast"),
                test=inputs.table(args.test, "--test")):
@@ -66,7 +73,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(args.checkpoint, args.test, args.out)
     print(json.dumps({"forecaster": metrics["forecaster"], "rows": metrics["rows"],
                       **{scale: {k: round(metrics[scale][k], 4) for k in ("mae", "mse", "wape")}
-                         for scale in ("normalised", "units")}}, indent=2))
+                         for scale in ("normalised", "units")},
+                      "comparison": {label: {"forecaster": m["forecaster"], "wape": round(m["wape"], 4),
+                                             "mae_units": round(m["mae"], 4)}
+                                     for label, m in metrics["comparison"].items()}}, indent=2))
     return 0
 
 

@@ -111,6 +111,26 @@ class DataConfig(Config):
     embed_batch_size: int = Field(64, ge=1)
 
 
+class BaselineConfig(Config):
+    """The baselines `forecast train` fits beside the forecaster, compares with it on the validation
+    rows (WAPE), records in metrics.json and model.pt, and the guard that keeps the served forecast
+    from being worse than the best of them there."""
+
+    compare: list[Annotated[str, registered("raydemand.forecast.base:list_forecasters", "baseline")]] = Field(
+        default_factory=lambda: ["median", "attribute_median"])  # registered baselines (closed-form)
+    # True: serve the blend a * forecaster + (1 - a) * best baseline whose `a` (on `blend_grid`) has
+    # the lowest validation WAPE; a = 1 serves the forecaster alone, a = 0 the baseline. False: always
+    # the forecaster alone. Forecasters that are baselines themselves are served as asked.
+    guard: bool = True
+    blend_grid: int = Field(11, ge=2)  # a in {0, 1/(n-1), ..., 1}: 11 -> steps of 0.1
+    # attribute_median: the per-week median curve of the training rows sharing these attribute values,
+    # backing off to fewer columns (dropped from the end) and then to the global median where a group
+    # has fewer than `min_count` training rows. None: category and color where the table has them,
+    # else the run's first two attribute columns (Complete Journey: department, brand).
+    attribute_columns: list[str] | None = None
+    min_count: int = Field(5, ge=1)
+
+
 class ForecastConfig(Config):
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
@@ -118,6 +138,7 @@ class ForecastConfig(Config):
     captions: CaptionConfig = Field(default_factory=CaptionConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     # Any registered forecaster (raydemand.forecast.base.register_forecaster): crossattnrnn or a baseline.
     forecaster: Annotated[str, registered("raydemand.forecast.base:list_forecasters", "forecaster")] = "crossattnrnn"
     epochs: int = Field(30, ge=1)

@@ -49,7 +49,7 @@ class Rows:
 
     def take(self, idx: np.ndarray) -> "Rows":
         s = self.side
-        side = Side(s.codes[idx], s.release[idx], s.attributes[idx], s.caption[idx], s.image[idx])
+        side = Side(s.codes[idx], s.release[idx], s.attributes[idx], s.caption[idx], s.image[idx], s.columns)
         return Rows(self.keys.iloc[idx].reset_index(drop=True), side, self.caption[idx], self.has_caption[idx],
                     self.image[idx], self.has_image[idx], self.group[idx],
                     None if self.target is None else self.target[idx], self.profile)

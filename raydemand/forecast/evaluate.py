@@ -2,7 +2,8 @@
 
 The test products are the source's own test split (VISUELLE folders), or the latest
 `data.holdout_share` of products by release date that training held out (Complete Journey, plain
-tables). This is the only place test sales are read.
+tables). This is the only place test sales are read. Beside the served forecaster, the metrics
+compare the trained forecaster alone and the baselines `forecast train` compared it with.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 
 from raydemand.errors import InputError
 from raydemand.forecast.data import Rows, load_table, units_per_value
-from raydemand.forecast.metrics import both_scales
+from raydemand.forecast.metrics import both_scales, forecast_metrics
 from raydemand.forecast.run import ForecastRun, load_run, select_rows, table_split
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -63,6 +64,22 @@ def plot_forecasts(pred_units: np.ndarray, true_units: np.ndarray, path: str | P
     plt.close(fig)
 
 
+def comparison(run: ForecastRun, rows: Rows, served: np.ndarray) -> dict[str, dict[str, Any]]:
+    """What `forecast train` compared on validation, on the test rows: {"served", "model" (the trained
+    forecaster alone), each baseline the run recorded: {"forecaster", "wape", "mae"} on the unit scale}."""
+    from raydemand.forecast.guard import alone
+
+    model = alone(run.forecaster)
+    preds = {"served": (run.forecaster, served),
+             "model": (model, served if model is run.forecaster else model.predict(rows, run.pool))}
+    preds.update({name: (b, b.predict(rows, run.pool)) for name, b in run.baselines.items()})
+    out = {}
+    for label, (forecaster, pred) in preds.items():
+        m = forecast_metrics(pred * run.scale, rows.target * run.scale, per_week=False)
+        out[label] = {"forecaster": forecaster.name, "wape": m["wape"], "mae": m["mae"]}
+    return out
+
+
 def evaluate(run_dir: str | Path, source: str | Path, out: str | Path | None = None) -> dict[str, Any]:
     """Metrics of the run on the test products of `source`; files go to `out` (default RUN_DIR)."""
     from raydemand.io import atomic_write, write_table
@@ -72,7 +89,8 @@ def evaluate(run_dir: str | Path, source: str | Path, out: str | Path | None = N
     df, rows = test_rows(run, source)
     pred = run.predict_rows(rows)
     metrics = {"forecaster": run.forecaster.name, "source": str(source), "rows": len(rows),
-               "scale": run.scale, **both_scales(pred, rows.target, run.scale)}
+               "scale": run.scale, **both_scales(pred, rows.target, run.scale),
+               "comparison": comparison(run, rows, pred)}
     out.mkdir(parents=True, exist_ok=True)
     keys = df[["external_code"] + (["retail"] if "retail" in df else [])].reset_index(drop=True)
     table = pd.concat([keys, pd.DataFrame(pred * run.scale / run.units_per_value,

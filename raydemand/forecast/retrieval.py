@@ -56,6 +56,7 @@ class Side:
     attributes: np.ndarray  # (N, A) uint64 hashes of the attribute values (same value, same hash)
     caption: np.ndarray  # (N, Dc) unit vectors, zeros where missing
     image: np.ndarray  # (N, Di) unit vectors, zeros where missing
+    columns: tuple[str, ...] = ()  # the attribute columns hashed into `attributes`, in order
 
     @classmethod
     def build(cls, df: pd.DataFrame, attrs: list[str], caption: np.ndarray, image: np.ndarray) -> "Side":
@@ -67,7 +68,7 @@ class Side:
         for i, col in enumerate(attrs):
             values[:, i] = pd.util.hash_array(df[col].astype(str).to_numpy(dtype=object))
         return cls(df["external_code"].astype(str).to_numpy(), df["release_date"].to_numpy().astype("datetime64[D]"),
-                   values, unit(caption), unit(image))
+                   values, unit(caption), unit(image), tuple(attrs))
 
 
 @dataclass

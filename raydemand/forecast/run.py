@@ -107,14 +107,18 @@ def _pool_from_state(state: dict[str, Any]) -> Rows:
                 state["target"].numpy(), state["profile"].numpy())
 
 
-def save_model(run_dir: Path, cfg: ForecastConfig, forecaster: Forecaster, data: TrainingData) -> Path:
+def save_model(run_dir: Path, cfg: ForecastConfig, forecaster: Forecaster, data: TrainingData,
+               baselines: dict[str, Forecaster] | None = None) -> Path:
+    """`baselines`: the fitted baselines `evaluate` compares the served forecaster with on test."""
     from raydemand import runs
 
     profile = data.pool.profile if data.pool.profile is not None else launch_profile(data.train.target)
     state = {"forecaster": forecaster.name, "module": type(forecaster).__module__,
              "state": forecaster.get_state(), "scale": data.scale,
              "units_per_value": data.units_per_value, "attributes": data.attributes,
-             "pool": _pool_state(data.pool, profile)}
+             "pool": _pool_state(data.pool, profile),
+             "baselines": {name: {"module": type(b).__module__, "state": b.get_state()}
+                           for name, b in (baselines or {}).items()}}
     return runs.write_model(run_dir, "forecast", cfg, state)
 
 
@@ -134,6 +138,15 @@ class ForecastRun:
         self.pool = _pool_from_state(state["pool"])
         self.forecaster = create_forecaster(state["forecaster"], self.cfg)
         self.forecaster.set_state(state["state"])
+        self.baselines = self._baselines(state.get("baselines", {}))  # none in runs written before them
+
+    def _baselines(self, packed: dict[str, Any]) -> dict[str, Forecaster]:
+        out = {}
+        for name, b in packed.items():
+            register_from(name, b.get("module"))
+            out[name] = create_forecaster(name, self.cfg)
+            out[name].set_state(b["state"])
+        return out
 
     def rows(self, df: pd.DataFrame, cache_dir: str | Path | None = None, with_targets: bool = False,
              embedded: dict | None = None) -> Rows:

@@ -299,8 +299,12 @@ def train(cfg: ForecastConfig, source: str | Path, run_dir: str | Path, *, overw
     latest checkpoint; `overwrite` starts over instead. `callbacks` go to Ray Train's RunConfig
     (e.g. `ray.tune.integration.ray_train.TuneReportCallback()`): every epoch reports `val_loss`
     (the selection metric), `val_wape`, `val_mae`, `val_mse`, `train_loss` and `epoch`.
+
+    The baselines of `cfg.baselines` are fitted beside it and compared on validation; model.pt holds
+    what `raydemand.forecast.guard` serves (metrics.json: `val` of the forecaster, `baselines`, `served`).
     """
     from raydemand import runs
+    from raydemand.forecast.guard import fit_baselines, guarded
     from raydemand.forecast.run import prepare_training, save_model
 
     run_dir = runs.start_run(run_dir, cfg, overwrite=overwrite)
@@ -311,9 +315,11 @@ def train(cfg: ForecastConfig, source: str | Path, run_dir: str | Path, *, overw
     report = forecaster.fit(data.train, data.val, data.pool, run_dir, callbacks=callbacks)
     forecaster_val = forecaster.predict(data.val, data.pool)
     val = forecast_metrics(forecaster_val, data.val.target)
+    baselines = fit_baselines(cfg, data)
+    served, comparison = guarded(cfg, forecaster, forecaster_val, baselines, data)
     metrics = {"forecaster": cfg.forecaster, "seed": cfg.seed, "source": str(source),
                "rows": {"train": len(data.train), "val": len(data.val)}, "scale": data.scale,
-               "val": val, **report, "seconds": round(time.perf_counter() - start, 2)}
-    save_model(run_dir, cfg, forecaster, data)
+               "val": val, **comparison, **report, "seconds": round(time.perf_counter() - start, 2)}
+    save_model(run_dir, cfg, served, data, baselines=baselines)
     runs.finish_run(run_dir, metrics)
     return metrics
