@@ -180,3 +180,31 @@ def forecast_wape(pred, target):
     from raydemand.forecast.metrics import wape
 
     return float(wape(np.asarray(pred, np.float64), np.asarray(target, np.float64)))
+
+
+def test_a_blend_loads_a_forecaster_added_outside_the_package():
+    """The inner forecaster's module is in the blend's state: a process that has not imported it (a
+    Serve replica, a Tune trial) imports it on load, as it would for a forecaster served alone."""
+    import sys
+
+    from raydemand.forecast.base import FORECASTERS
+
+    c, train = cfg(), rows(TRAIN)
+    import toy_forecaster
+
+    toy = toy_forecaster.ToyMean(c)
+    toy.fit(train, train, train)
+    base = create_forecaster("median", c)
+    base.fit(train, train, train)
+    state = Blend.of(toy, base, 0.5).get_state()
+    assert state["inner"]["module"] == "toy_forecaster"
+    FORECASTERS.pop(toy_forecaster.NAME, None)
+    sys.modules.pop("toy_forecaster")
+    try:
+        loaded = create_forecaster("blend", c)
+        loaded.set_state(state)
+        assert alone(loaded).name == toy_forecaster.NAME and toy_forecaster.NAME in FORECASTERS
+        np.testing.assert_allclose(loaded.predict(train, train),
+                                   0.5 * toy.predict(train, train) + 0.5 * base.predict(train, train), rtol=1e-6)
+    finally:
+        FORECASTERS.pop(toy_forecaster.NAME, None)  # other tests' lists of forecasters stay as shipped

@@ -47,7 +47,8 @@ class ReportedMetrics(ray.train.UserCallback):
 
 
 @pytest.mark.slow
-def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_path):
+def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_path, capsys, caplog):
+    from raydemand.forecast.guard import alone
     from raydemand.forecast.run import load_run
 
     run_dir = tmp_path / "run"
@@ -60,14 +61,29 @@ def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_pa
     # An interrupted run: the checkpoints are there, the final files are not. Training again resumes.
     (run_dir / "COMPLETE").unlink()
     (run_dir / "metrics.json").unlink()
+    caplog.clear()
     second = train(tiny(), visuelle2_dir, run_dir, cache_dir=cache)
     assert [h["epoch"] for h in second["history"]] == [0, 1]
     assert second["history"][0]["val_loss"] == first["history"][0]["val_loss"]
     assert second["chosen_epoch"] == int(np.argmin([h["val_loss"] for h in second["history"]]))
     model = read_model(run_dir, "forecast")
-    assert model.state["forecaster"] == "crossattnrnn" and "pool" in model.state and model.config["epochs"] == 2
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["seed"] == 0 and metrics["rows"]["val"] > 0
+    # the guard: the baselines compared on the same validation rows, and what model.pt serves is never
+    # worse there than the model or the best of them
+    served = metrics["served"]
+    assert set(metrics["baselines"]) == {"median", "attribute_median"} and served["model"] == "crossattnrnn"
+    assert served["val"]["wape"] <= min(metrics["val"]["wape"], *(m["wape"] for m in metrics["baselines"].values())) + 1e-6
+    assert model.state["forecaster"] == served["forecaster"] and "pool" in model.state and model.config["epochs"] == 2
+    if served["forecaster"] == "blend":
+        inner = model.state["state"]["inner"]
+        assert inner["name"] == "crossattnrnn" and model.state["state"]["weight"] == served["weight"] < 1
+        assert model.state["state"]["baseline"]["name"] == served["baseline"]
+    else:
+        assert served["forecaster"] == "crossattnrnn" and served["weight"] == 1.0
+    assert set(model.state["baselines"]) == {"median", "attribute_median"}
+    loses = metrics["val"]["wape"] >= min(m["wape"] for m in metrics["baselines"].values())
+    assert ("crossattnrnn does not beat the" in caplog.text) == loses  # the one line the stage writes
     assert (run_dir / "config.yaml").is_file()
     with pytest.raises(FileExistsError):
         train(tiny(), visuelle2_dir, run_dir, cache_dir=cache)
@@ -95,6 +111,14 @@ def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_pa
     for scale in ("normalised", "units"):
         assert {"mae", "mse", "wape", "wape_w0", "mae_w11"} <= set(result[scale])
     assert result["units"]["wape"] == pytest.approx(result["normalised"]["wape"])
+    # the same comparison on the test rows: served, the model alone, both baselines (unit scale)
+    compared = result["comparison"]
+    assert set(compared) == {"served", "model", "median", "attribute_median"}
+    assert compared["served"]["forecaster"] == served["forecaster"] and compared["model"]["forecaster"] == "crossattnrnn"
+    assert compared["served"]["wape"] == pytest.approx(result["units"]["wape"])
+    assert compared["served"]["mae"] == pytest.approx(result["units"]["mae"])
+    assert compared["attribute_median"]["wape"] != compared["median"]["wape"]
+    assert '"comparison"' in capsys.readouterr().out
     assert (out / "forecast_vs_actual.png").stat().st_size > 1000
     # evaluate's predictions match predict's, except for the product predict saw without its image
     ev = pd.read_csv(out / "predictions.csv")
@@ -108,6 +132,9 @@ def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_pa
     plain = run.predict(table)
     explained, attention = run.predict(table, return_attention=True)
     pd.testing.assert_frame_equal(plain, explained)
+    if served["weight"] == 0:  # the baseline's forecast is served, without attention; the model's is checked
+        assert attention == [{}] * len(table)
+        _, attention = alone(run.forecaster).explain(run.rows(table), run.pool)
     assert len(attention) == len(table)
     pool_codes = set(run.pool.side.codes)
     for row, a in zip(table.itertuples(), attention):
@@ -127,6 +154,8 @@ def test_baseline_runs_share_the_interface(ray_session, visuelle2_dir, cache, tm
 
     metrics = train(tiny("forecaster=median"), visuelle2_dir, tmp_path / "median", cache_dir=cache)
     assert metrics["forecaster"] == "median" and "history" not in metrics
+    # a baseline asked for by name is served as asked, beside the comparison
+    assert metrics["served"]["forecaster"] == "median" and set(metrics["baselines"]) == {"median", "attribute_median"}
     run = load_run(tmp_path / "median")
     test = pd.read_csv(visuelle2_dir / "stfore_test.csv")
     test["image_path"] = ""

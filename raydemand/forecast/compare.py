@@ -5,7 +5,9 @@
 
 Training, validation (latest releases of the training table) and test rows are built once per
 caption source, so every forecaster sees the same rows, pool and retrieval rule. CrossAttnRNN runs
-go through Ray Train (one run directory each under DIR/runs); baselines are closed-form.
+go through Ray Train (one run directory each under DIR/runs); baselines are closed-form. Each
+CrossAttnRNN run is also recorded as `forecast train` would serve it (`crossattnrnn:VARIANT:served`:
+the validation-chosen blend with the best baseline, `raydemand.forecast.guard`).
 DIR gets results.csv (one row per forecaster x seed), summary.csv and summary.md (mean +- std
 over seeds, WAPE/MAE/MSE on the unit scale, MAE on the normalised scale).
 """
@@ -34,8 +36,8 @@ VARIANTS = {
     "seed_fusion": ["model.fusion=seed"],
     "no_attributes": ["model.attributes=false"],
 }
-BASELINES = ["zero", "median", "last_season", "knn_attributes", "knn_image", "knn_caption", "retrieval",
-             "retrieval_median", "des"]
+BASELINES = ["zero", "median", "attribute_median", "last_season", "knn_attributes", "knn_image", "knn_caption",
+             "retrieval", "retrieval_median", "des"]
 
 
 def _with(cfg: ForecastConfig, overrides: list[str]) -> ForecastConfig:
@@ -74,6 +76,7 @@ def share_image_embeddings(root: Path, captioner: str) -> None:
 def compare(cfg: ForecastConfig, source: str, out: str | Path, seeds: list[int], variants: list[str],
             baselines: list[str]) -> pd.DataFrame:
     from raydemand.forecast.base import create_forecaster
+    from raydemand.forecast.guard import fit_baselines, guarded
     from raydemand.forecast.metrics import both_scales, forecast_metrics
 
     out = Path(out)
@@ -115,6 +118,9 @@ def compare(cfg: ForecastConfig, source: str, out: str | Path, seeds: list[int],
             f = create_forecaster("crossattnrnn", c)
             report = f.fit(d.train, d.val, d.pool, out / "runs" / f"{variant}_seed{seed}")
             record(f"crossattnrnn:{variant}", seed, f, c, d, t, report, time.perf_counter() - start)
+            # what `forecast train` would serve: the guard's choice on validation (baselines.guard)
+            served, _ = guarded(c, f, f.predict(d.val, d.pool), fit_baselines(c, d), d)
+            record(f"crossattnrnn:{variant}:served", seed, served, c, d, t, report, time.perf_counter() - start)
     results = pd.DataFrame(records)
     summary = summarise(results)
     summary.to_csv(out / "summary.csv", index=False)
