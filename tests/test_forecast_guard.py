@@ -208,3 +208,16 @@ def test_a_blend_loads_a_forecaster_added_outside_the_package():
                                    0.5 * toy.predict(train, train) + 0.5 * base.predict(train, train), rtol=1e-6)
     finally:
         FORECASTERS.pop(toy_forecaster.NAME, None)  # other tests' lists of forecasters stay as shipped
+
+
+def test_attribute_median_counts_products_not_store_rows():
+    """Two coats sold in three stores each are six rows but two products: below min_count 5."""
+    df = TRAIN.copy()
+    white = df[df["color"] == "white"]
+    df = pd.concat([df, white.assign(retail="s2"), white.assign(retail="s3")]).fillna({"retail": "s1"})
+    f = create_forecaster("attribute_median", cfg())
+    train = rows(df.reset_index(drop=True), ("category", "color", "retail"))
+    f.fit(train, train, train)
+    query = rows(table({("coat", "white"): [0]}, start="2021-01-01").assign(retail="s1"), ("category", "color", "retail"))
+    coats = train.target[df["category"].to_numpy() == "coat", 0]
+    assert f.predict(query, train)[0, 0] == pytest.approx(np.median(coats))  # backed off to all coats

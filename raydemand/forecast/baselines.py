@@ -80,10 +80,10 @@ def group_keys(hashes: np.ndarray) -> np.ndarray:
 
 @register_forecaster
 class AttributeMedian(Median):
-    """Per week, the median training curve of the products that share the row's values of
+    """Per week, the median training curve of the rows that share the row's values of
     `baselines.attribute_columns`; where that group has fewer than `baselines.min_count` training
-    rows, of those sharing the first columns only (the last column dropped, then the next), and the
-    median training curve where none has enough."""
+    products, of those sharing the first columns only (the last column dropped, then the next), and
+    the median training curve where none has enough."""
 
     name = "attribute_median"
 
@@ -97,7 +97,9 @@ class AttributeMedian(Median):
             keys = group_keys(train.side.attributes[:, self.positions[:n]])
             order = np.argsort(keys, kind="stable")
             values, start, count = np.unique(keys[order], return_index=True, return_counts=True)
-            enough = count >= cfg.min_count
+            # products, not rows: in a product x store table one product's stores would fill a group
+            pairs = np.unique(np.stack([keys, train.group.astype(np.uint64)], axis=1), axis=0)  # (P, 2) key, product
+            enough = np.unique(pairs[:, 0], return_counts=True)[1] >= cfg.min_count
             curves = [np.median(train.target[order[s:s + c]], axis=0) for s, c in zip(start[enough], count[enough])]
             self.levels.append((values[enough], np.asarray(curves, np.float32).reshape(-1, HORIZON)))
         return {}

@@ -125,8 +125,9 @@ class BaselineConfig(Config):
     blend_grid: int = Field(11, ge=2)  # a in {0, 1/(n-1), ..., 1}: 11 -> steps of 0.1
     # attribute_median: the per-week median curve of the training rows sharing these attribute values,
     # backing off to fewer columns (dropped from the end) and then to the global median where a group
-    # has fewer than `min_count` training rows. None: category and color where the table has them,
-    # else the run's first two attribute columns (Complete Journey: department, brand).
+    # has fewer than `min_count` training products (not product x store rows). None: category and
+    # color where the table has them, else the run's first two attribute columns (Complete Journey:
+    # department, brand).
     attribute_columns: list[str] | None = None
     min_count: int = Field(5, ge=1)
 
