@@ -14,8 +14,8 @@ from raydemand.encoders import list_encoders
 
 def _synth(args: argparse.Namespace) -> int:
     """Write a generated data set in exactly the real layout (file names, columns). visuelle2: product
-    images are real Fashion-MNIST images; --scale is the number of products. instacart: --scale is the
-    number of users."""
+    images are real Fashion-MNIST images; --scale is the number of products; the summary's `wape` holds
+    the noise floor and the baselines on the test split. instacart: --scale is the number of users."""
     from raydemand.data.synth import synthesize
 
     summary = synthesize(args.layout, args.out, seed=args.seed, scale=args.scale, overwrite=args.overwrite)

@@ -2,18 +2,28 @@
 
 One row per product and store (`retail`). Weekly sales over the 12 weeks after release are drawn
 from a negative binomial whose mean depends on what a forecaster is meant to learn:
-- the image: garment area (share of ink pixels, within its class) and the class itself;
+- the image: the class itself, and within its class the garment's area (share of ink pixels) and
+  its shade (how light the garment is drawn); the dye is the `color` attribute;
 - attributes: category and colour popularity, colour and category x season (coats, pullovers,
   ankle boots sell in AW; sandals and t-shirts in SS; dark colours in AW, bright ones in SS),
   fabric x season, price relative to the category;
-- the category's Google-Trends-like series at the release week (vis2_gtrends_data.csv);
-- store size and a per-product effect no input explains;
-and the curve rises then decays, lifted by markdowns (price_discount_series.csv). Restocks keep
-stock ahead of sales. Products are numbered by release date; the latest ~17% form the test split.
+- the Google-Trends-like series of the product's category, colour and fabric over the 52 weeks
+  before release (vis2_gtrends_data.csv): their recent momentum, the last 8 weeks against the 52;
+- store size (`retail`);
+and the curve rises then decays with a shape set by category and season, lifted by markdowns
+(price_discount_series.csv). Little is left that no input explains: a per-product effect (sd
+0.1 in log demand) and a small spread of the curve shape. Restocks keep stock ahead of sales.
+Products are numbered by release date; the latest ~17% form the test split.
+
+The summary (and noise_floor.json, not part of the real layout) gives the WAPE on the test split of
+the true mean curve under its own noise (the noise floor), of an oracle that knows every input's
+effect but not the unexplained terms, and of two baselines: the median training curve and the
+category-and-colour median curve.
 """
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,7 +38,7 @@ from raydemand.data.synth import register_generator
 # Indexed by Fashion-MNIST class (T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt,
 # Sneaker, Bag, Ankle boot): category name, log popularity, log(AW sales / SS sales), base price.
 CATEGORIES = ["t-shirt", "trousers", "pullover", "dress", "coat", "sandals", "shirt", "sneakers", "bag", "ankle boots"]
-CAT_BASE = np.array([0.30, -0.10, 0.10, 0.35, 0.00, -0.20, 0.05, 0.15, -0.40, -0.15])
+CAT_BASE = np.array([0.45, -0.15, 0.15, 0.50, 0.00, -0.30, 0.05, 0.25, -0.60, -0.25])
 CAT_AW = np.array([-0.80, 0.10, 0.80, -0.30, 1.10, -1.20, -0.10, 0.00, 0.00, 0.90])
 CAT_PRICE = np.array([15.0, 30.0, 35.0, 40.0, 80.0, 25.0, 30.0, 50.0, 35.0, 60.0])
 # Real VISUELLE colour names: RGB used to dye the image, share of products, log popularity, log AW/SS.
@@ -48,9 +58,23 @@ FIRST_RELEASE, LAST_RELEASE = np.datetime64("2016-12-01"), np.datetime64("2019-1
 TRENDS_FIRST, TRENDS_WEEKS = np.datetime64("2015-10-05"), 220  # Mondays 2015-10-05 .. 2019-12-16
 SEASON_FOLDERS = ["PE17", "AI17", "PE18", "AI18", "PE19", "AI19"]
 TEST_SHARE = 0.17
-MEAN_UNITS = 9.0  # units per product x store over 12 weeks for an average product (real data: mean 15)
-DISPERSION = 4.0  # negative binomial shape: variance = mean + mean^2 / DISPERSION
+# Launch curve t^rise exp(-t/life) per category: coats and boots build slowly and last, t-shirts peak early.
+CAT_RISE = np.array([0.8, 1.0, 1.2, 0.9, 1.6, 1.0, 1.0, 1.1, 0.8, 1.4])
+CAT_LIFE = np.array([2.0, 3.0, 2.8, 2.2, 3.3, 2.0, 2.6, 3.2, 3.4, 3.0])
+MEAN_UNITS = 60.0  # units per product x store over 12 weeks for an average product (real data: mean 15;
+# higher so that row-level sales carry the signal: the noise floor is about 30% WAPE, not 80%)
+DISPERSION = 15.0  # negative binomial shape: variance = mean + mean^2 / DISPERSION
+PRODUCT_SD = 0.10  # log demand no input explains
+CURVE_SD = 0.08  # per-product log spread of the curve's rise and life around its category and season
+INK_EFFECT, SHADE_EFFECT = 0.30, 0.25  # log demand per within-class sd of garment area and of shade
+# Trends: log demand per unit of log(mean of the last 8 pre-release weeks / mean of the 52), for the
+# product's category, colour and fabric series; a momentum sd of about 0.15 per series.
+MOMENTUM_WEEKS, TREND_WINDOW = 8, 52
+MOMENTUM_EFFECT = np.array([1.8, 1.3, 1.1])
+DRIFT_PHI = 0.96  # weekly persistence of a trend series' drift
 RESTOCK_EVERY = 2  # weeks between restock decisions
+MIN_GROUP = 10  # training rows a category-and-colour group needs before the attribute median uses it
+NOISE_FLOOR_FILE = "noise_floor.json"  # not part of the real layout
 TABLE_COLUMNS = ["external_code", "retail", "season", "category", "color", "image_path", "fabric",
                  "release_date", "restock", *TARGET_COLUMNS]
 
@@ -69,53 +93,79 @@ def _products(rng: np.random.Generator, n: int) -> dict:
     color = rng.choice(len(COLORS), n, p=COLOR_SHARE / COLOR_SHARE.sum())
     typical = np.array([CLASS_FABRICS[c][i % len(CLASS_FABRICS[c])] for c, i in zip(cls, rng.integers(0, 60, n))])
     fabric = np.where(rng.random(n) < 0.75, typical, rng.integers(0, len(FABRICS), n))
-    ink = (gray > 32).mean(axis=(1, 2))
+    ink_mask = gray > 32
+    ink = ink_mask.mean(axis=(1, 2))
+    shade = (gray * ink_mask).sum(axis=(1, 2)) / (255 * np.maximum(ink_mask.sum(axis=(1, 2)), 1))
     price = CAT_PRICE[cls] * rng.lognormal(0.0, 0.25, n)
     code = np.arange(1, n + 1)
     folder = [f"{'AI' if a else 'PE'}{y:02d}" for a, y in zip(aw, season_year)]
     return {
         "code": code, "gray": gray, "cls": cls, "dates": dates, "aw": aw, "color": color, "fabric": fabric,
-        "ink": ink, "price": price,
+        "ink": ink, "shade": shade, "price": price,
         "season": np.array([f"{'AW' if a else 'SS'}{y:02d}" for a, y in zip(aw, season_year)], dtype=object),
         "image_path": np.array([f"{f}/{c:05d}.png" for f, c in zip(folder, code)], dtype=object),
     }
 
 
 def _gtrends(rng: np.random.Generator) -> pd.DataFrame:
-    """Weekly 0..100 popularity per category, colour and fabric: level, yearly cycle, drift, noise."""
+    """Weekly 0..100 popularity per category, colour and fabric: level, yearly cycle, drift, noise.
+
+    The drift is a slow mean-reverting walk (half-life about 4 months) large against the yearly
+    cycle, so a series' recent momentum says more than the calendar does.
+    """
     dates = TRENDS_FIRST + 7 * np.arange(TRENDS_WEEKS)
     winter = np.cos(2 * np.pi * ((dates - np.datetime64("2016-01-15")).astype(int) / 365.25))  # 1 mid-January
     columns = {"date": np.datetime_as_string(dates, unit="D")}
     for names, aw, decimals in ((CATEGORIES, CAT_AW, 1), (COLORS, COLOR_AW, 0), (FABRICS, FABRIC_AW, 0)):
         k = len(names)
-        level = rng.uniform(30, 65, k)
-        drift = np.cumsum(rng.normal(0, 2.0, (TRENDS_WEEKS, k)), axis=0)
-        drift -= drift.mean(axis=0)
-        noise = rng.normal(0, 3.0, (TRENDS_WEEKS, k))
-        values = np.clip(level + 18 * aw * winter[:, None] + drift + noise, 0, 100).round(decimals)
+        level = rng.uniform(35, 60, k)
+        shocks = rng.normal(0, 2.2, (TRENDS_WEEKS, k))
+        drift = np.zeros((TRENDS_WEEKS, k))
+        drift[0] = shocks[0] / np.sqrt(1 - DRIFT_PHI**2)  # start in the stationary distribution
+        for t in range(1, TRENDS_WEEKS):
+            drift[t] = DRIFT_PHI * drift[t - 1] + shocks[t]
+        noise = rng.normal(0, 1.5, (TRENDS_WEEKS, k))
+        values = np.clip(level + 5 * aw * winter[:, None] + drift + noise, 0, 100).round(decimals)
         for j, name in enumerate(names):
             columns[name] = values[:, j] if decimals else values[:, j].astype(int)
     return pd.DataFrame(columns)
 
 
-def _trend_at_release(trends: pd.DataFrame, p: dict) -> np.ndarray:
-    """The category's trend at the release week, standardised over its whole series."""
-    week = (p["dates"] - TRENDS_FIRST).astype(int) // 7
-    series = trends[CATEGORIES].to_numpy(float)  # (weeks, categories)
-    z = (series - series.mean(axis=0)) / series.std(axis=0)
-    return z[week, p["cls"]]
+def _last_week_before(dates: np.ndarray) -> np.ndarray:
+    """Index of the last trends week (a Monday) strictly before each date."""
+    return ((dates - TRENDS_FIRST).astype(int) - 1) // 7
 
 
-def _log_demand(rng: np.random.Generator, p: dict, trend: np.ndarray) -> np.ndarray:
-    """Log mean demand of each product, before store size and the weekly curve."""
-    cls, color, fabric, side = p["cls"], p["color"], p["fabric"], np.where(p["aw"], 0.5, -0.5)
-    ink_z = np.zeros(len(cls))
-    for c in np.unique(cls):  # garment area counts relative to its class (a coat is always large)
+def _momentum(trends: pd.DataFrame, p: dict) -> np.ndarray:
+    """(products, 3) log(mean of the last 8 weeks / mean of the 52 weeks) before release of the
+    product's category, colour and fabric series, read from the rounded values written to the file."""
+    last = _last_week_before(p["dates"])  # every row's release date is on or after the product's date
+    out = np.zeros((len(last), 3))
+    for j, (names, which) in enumerate(((CATEGORIES, p["cls"]), (COLORS, p["color"]), (FABRICS, p["fabric"]))):
+        series = trends[names].to_numpy(float)  # (weeks, series)
+        cum = np.vstack([np.zeros((1, len(names))), np.cumsum(series, axis=0)])  # (weeks + 1, series)
+        recent = (cum[last + 1, which] - cum[last + 1 - MOMENTUM_WEEKS, which]) / MOMENTUM_WEEKS
+        year = (cum[last + 1, which] - cum[last + 1 - TREND_WINDOW, which]) / TREND_WINDOW
+        out[:, j] = np.log((recent + 1) / (year + 1))
+    return out
+
+
+def _within_class_z(values: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """Standardise within each class: what counts is a garment's area or shade among its own kind."""
+    z = np.zeros(len(values))
+    for c in np.unique(cls):
         m = cls == c
-        ink_z[m] = (p["ink"][m] - p["ink"][m].mean()) / (p["ink"][m].std() + 1e-6)
+        z[m] = (values[m] - values[m].mean()) / (values[m].std() + 1e-6)
+    return z
+
+
+def _log_demand(p: dict, momentum: np.ndarray) -> np.ndarray:
+    """Log mean demand of each product that its inputs explain, before store size and the curve."""
+    cls, color, fabric, side = p["cls"], p["color"], p["fabric"], np.where(p["aw"], 0.5, -0.5)
     rel_price = np.log(p["price"] / CAT_PRICE[cls])
     return (CAT_BASE[cls] + COLOR_BASE[color] + side * (CAT_AW[cls] + COLOR_AW[color] + FABRIC_AW[fabric])
-            + 0.35 * ink_z + 0.30 * trend - 0.6 * rel_price + rng.normal(0, 0.25, len(cls)))
+            + INK_EFFECT * _within_class_z(p["ink"], cls) + SHADE_EFFECT * _within_class_z(p["shade"], cls)
+            + momentum @ MOMENTUM_EFFECT - 0.6 * rel_price)
 
 
 def _rows(rng: np.random.Generator, n: int, n_stores: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -139,11 +189,18 @@ def _discounts(rng: np.random.Generator, eta_rows: np.ndarray) -> np.ndarray:
     return np.where(np.arange(HORIZON)[None, :] >= start[:, None], depth[:, None], 0.0)
 
 
-def _curves(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Per-product weekly shares (n, 12): t^a exp(-t/b) rises to a peak in weeks 1-5, then decays."""
+def _curves(p: dict, spread: np.ndarray) -> np.ndarray:
+    """Per-product weekly shares (n, 12): t^rise exp(-t/life) rises to a peak in weeks 1-5, then decays.
+
+    Rise and life follow the category; in its own season (coats in AW) a product builds longer and
+    lasts longer. `spread` (n, 2) is the per-product log deviation of rise and life (zeros: the
+    shape the inputs explain).
+    """
     t = np.arange(1, HORIZON + 1)[None, :]
-    a, b = rng.uniform(0.6, 1.8, (n, 1)), rng.uniform(1.5, 3.5, (n, 1))
-    w = t**a * np.exp(-t / b)
+    in_season = np.where(p["aw"], 0.5, -0.5) * CAT_AW[p["cls"]]
+    rise = (CAT_RISE[p["cls"]] * np.exp(0.15 * in_season + spread[:, 0]))[:, None]
+    life = (CAT_LIFE[p["cls"]] * np.exp(0.20 * in_season + spread[:, 1]))[:, None]
+    w = t**rise * np.exp(-t / life)
     return w / w.sum(axis=1, keepdims=True)
 
 
@@ -205,19 +262,54 @@ def _write_labels(out: Path) -> None:
         torch.save({v: i for i, v in enumerate(values)}, out / f"{name}_labels.pt")
 
 
+def _wape(pred: np.ndarray, sales: np.ndarray) -> float:
+    return round(100.0 * float(np.abs(pred - sales).sum() / max(sales.sum(), 1)), 2)
+
+
+def _group_median(sales: np.ndarray, train: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """Per-week median training curve of each row's first group with at least MIN_GROUP training rows
+    (e.g. category and colour, then category), else of all training rows. (rows, 12)."""
+    pred = np.broadcast_to(np.median(sales[train], axis=0), sales.shape).copy()
+    done = np.zeros(len(sales), dtype=bool)
+    for key in groups:
+        for g in np.unique(key[~done]):
+            rows, members = ~done & (key == g), train & (key == g)
+            if members.sum() >= MIN_GROUP:
+                pred[rows] = np.median(sales[members], axis=0)
+                done |= rows
+    return pred
+
+
+def _signal(sales: np.ndarray, mean: np.ndarray, oracle: np.ndarray, test: np.ndarray,
+            cat_color: np.ndarray, cat: np.ndarray) -> dict:
+    """WAPE (%, units) on the test split of the true mean curve (the noise floor, also over all rows),
+    of the oracle (every input's effect, none of the unexplained terms) and of two baselines."""
+    train = ~test
+    if not test.any():  # a one-product data set has no test split: report on the training rows
+        test = train
+    attribute = _group_median(sales, train, [cat_color, cat])
+    return {"noise_floor": _wape(mean[test], sales[test]), "noise_floor_all": _wape(mean, sales),
+            "oracle": _wape(oracle[test], sales[test]),
+            "median_curve": _wape(np.median(sales[train], axis=0)[None, :], sales[test]),
+            "attribute_median": _wape(attribute[test], sales[test])}
+
+
 @register_generator("visuelle2")
 def generate(out: Path, seed: int, scale: int) -> dict:
     rng = np.random.default_rng(seed)
     p = _products(rng, scale)
     trends = _gtrends(rng)
-    eta = _log_demand(rng, p, _trend_at_release(trends, p))
+    explained = _log_demand(p, _momentum(trends, p))
+    eta = explained + rng.normal(0, PRODUCT_SD, scale)
     n_stores = min(110, max(5, scale // 10))
     store_id, size, prod, store = _rows(rng, scale, n_stores)
     released = p["dates"][prod] + rng.integers(0, 7, len(prod))  # a store may launch up to 6 days late
 
     discount = _discounts(rng, eta[prod])
-    level = MEAN_UNITS * size[store] * np.exp(eta[prod])  # (rows,)
-    mean = level[:, None] * _curves(rng, scale)[prod] * (1 + 1.5 * discount)  # (rows, 12)
+    lift = 1 + 1.5 * discount  # (rows, 12)
+    spread = rng.normal(0, CURVE_SD, (scale, 2))
+    mean = (MEAN_UNITS * size[store] * np.exp(eta[prod]))[:, None] * _curves(p, spread)[prod] * lift  # (rows, 12)
+    oracle = (MEAN_UNITS * size[store] * np.exp(explained[prod]))[:, None] * _curves(p, 0 * spread)[prod] * lift
     sales = rng.negative_binomial(DISPERSION, DISPERSION / (DISPERSION + mean))  # (rows, 12)
     # Real rows all sold something (a store lists a product once it sells); keep that property.
     empty = np.flatnonzero(sales.sum(axis=1) == 0)
@@ -258,5 +350,8 @@ def generate(out: Path, seed: int, scale: int) -> dict:
     trends.to_csv(out / "vis2_gtrends_data.csv", index=False)
     _write_labels(out)
     images = _write_images(out, rng, p)
+    signal = _signal(sales, mean, oracle, test, p["cls"][prod] * len(COLORS) + p["color"][prod], p["cls"][prod])
+    (out / NOISE_FLOOR_FILE).write_text(json.dumps(signal, indent=2) + "\n")
     return {"rows": len(table), "products": scale, "stores": n_stores, "train_rows": int((~test).sum()),
-            "test_rows": int(test.sum()), "images": images, "norm_scalar": scalar}
+            "test_rows": int(test.sum()), "images": images, "norm_scalar": scalar,
+            "units_per_row_week": round(float(sales.mean()), 3), "wape": signal}
