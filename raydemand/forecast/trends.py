@@ -53,7 +53,7 @@ class TrendSeries:
         import torch
 
         return {"dates": torch.as_tensor(self.dates.astype(np.int64)), "names": list(self.names),
-                "values": torch.as_tensor(self.values)}
+                "values": torch.as_tensor(np.array(self.values, np.float32))}  # a copy: frames hand out read-only views
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "TrendSeries":
