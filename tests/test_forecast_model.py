@@ -367,3 +367,14 @@ def test_forecaster_with_trends_state_and_predict(tmp_path):
 
     off = create_forecaster("crossattnrnn", ForecastConfig(model=cfg.model.model_copy(update={"trends": False})))
     assert off.fit_vocab(pool)["trend_series"] == 0 and "trends" not in off.inputs(pool, pool)
+
+
+@pytest.mark.parametrize("variant", __import__("raydemand.forecast.compare", fromlist=["VARIANTS"]).VARIANTS)
+def test_compare_variants_are_valid_configs(variant):
+    from raydemand.config import with_overrides
+    from raydemand.forecast.compare import VARIANTS
+
+    cfg = with_overrides(ForecastConfig(), VARIANTS[variant])
+    assert cfg != ForecastConfig() or variant in ("full", "seed_loss")
+    if variant == "no_trends":
+        assert not cfg.model.trends and ForecastConfig().model.trends
