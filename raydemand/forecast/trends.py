@@ -45,8 +45,9 @@ class TrendSeries:
     def column(self, labels: np.ndarray) -> np.ndarray:
         """(N,) int64 index of the series each label names (stripped, any case), -1 for none."""
         index = {n.strip().casefold(): i for i, n in enumerate(self.names)}
-        return np.array([index.get(str(v).strip().casefold(), -1) if v is not None else -1 for v in labels],
-                        dtype=np.int64)
+        codes, values = pd.factorize(pd.Series(labels, dtype=object))  # -1 for None; a few distinct values
+        found = np.array([index.get(str(v).strip().casefold(), -1) for v in values] + [-1], dtype=np.int64)
+        return found[codes]  # code -1 picks the trailing -1
 
     def to_state(self) -> dict[str, Any]:
         """Plain tensors and strings (model.pt loads with weights_only=True)."""
