@@ -16,9 +16,23 @@ COLORS = ["black", "red", "blue", "white"]
 FABRICS = ["cotton", "wool", "denim"]
 
 
-def forecast_run(out: Path, n: int = 60, seed: int = 0) -> Path:
+def trend_series(first: str = "2018-01-01", weeks: int = 100, seed: int = 0):
+    """Weekly Google-Trends-like series (0..100) of every category, colour and fabric name."""
+    import pandas as pd
+
+    from raydemand.data.schema import validate_trends
+    from raydemand.forecast.trends import TrendSeries
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"date": pd.date_range(first, periods=weeks, freq="7D").strftime("%Y-%m-%d"),
+                       **{name: rng.integers(0, 101, weeks) for name in CATEGORIES + COLORS + FABRICS}})
+    return TrendSeries.from_frame(validate_trends(df, "trends.csv"))
+
+
+def forecast_run(out: Path, n: int = 60, seed: int = 0, trends: bool = False) -> Path:
     """A CrossAttnRNN run over `n` generated past products with random frozen vectors of the run's
-    encoders' sizes (minilm 384, resnet18 512) and the default attributes captioner."""
+    encoders' sizes (minilm 384, resnet18 512) and the default attributes captioner; `trends`: with
+    the series of `trend_series` (its trend branch and model.pt's copy of the series)."""
     import pandas as pd
 
     from raydemand.data.schema import TARGET_COLUMNS, validate_products
@@ -44,11 +58,18 @@ def forecast_run(out: Path, n: int = 60, seed: int = 0) -> Path:
                 "image_vec": dict(zip(codes, rng.normal(size=(n, 512)).astype(np.float32)))}
     attrs = ["category", "color", "fabric"]
     scale = float(df[TARGET_COLUMNS].to_numpy().mean())
-    pool = prepare_rows(df, embedded, attrs, scale)
+    series = trend_series() if trends else None
+    pool = prepare_rows(df, embedded, attrs, scale, trends=series, trend_attributes=cfg.data.trend_attributes)
+    if trends:
+        dims["trend_series"] = len(cfg.data.trend_attributes)
     forecaster = create_forecaster("crossattnrnn", cfg)
     forecaster.dims, forecaster.model = dims, build_model(cfg, dims)
+    if trends:  # the zero-initialised last layer would forecast the neighbours' base curve whatever the trends
+        import torch
+
+        torch.nn.init.normal_(forecaster.model.decoder[-1].weight, std=0.1)
     runs.start_run(out, cfg)
-    save_model(out, cfg, forecaster, TrainingData(pool, pool, pool, scale, 1.0, attrs))
+    save_model(out, cfg, forecaster, TrainingData(pool, pool, pool, scale, 1.0, attrs, series))
     return runs.finish_run(out, {})
 
 

@@ -183,7 +183,7 @@ def test_config_overrides_reach_every_weight():
         load_config(ForecastConfig, None, ["loss.bogus=1"])
 
 
-def _attribute_rows(n=40, seed=0, colors=("red", "blue", "green")):
+def _attribute_rows(n=40, seed=0, colors=("red", "blue", "green"), trends=None):
     import pandas as pd
 
     from raydemand.data.schema import TARGET_COLUMNS, validate_products
@@ -201,7 +201,8 @@ def _attribute_rows(n=40, seed=0, colors=("red", "blue", "green")):
     embedded = {"caption": {c: "" for c in codes}, "caption_dim": 24, "image_dim": 32,
                 "caption_vec": dict(zip(codes, rng.normal(size=(n, 24)).astype(np.float32))),
                 "image_vec": dict(zip(codes, rng.normal(size=(n, 32)).astype(np.float32)))}
-    rows = prepare_rows(df, embedded, ["category", "color"], 3.0)
+    rows = prepare_rows(df, embedded, ["category", "color"], 3.0, trends=trends,
+                        trend_attributes=["category", "color", "fabric"])
     rows.profile = launch_profile(rows.target)
     return rows
 
@@ -273,3 +274,107 @@ def test_caption_reaches_the_forecast_with_one_image_token():
         with torch.no_grad():
             diff = (model(b)["forecast"] - model(other)["forecast"]).abs()[b["has_caption"]].max()
         assert (diff > 1e-4) == changes, fusion
+
+
+# ---- the exogenous trend branch --------------------------------------------------------------------
+
+S, W = 3, 52
+
+
+def trend_batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    observed = torch.rand(B, S, W, generator=g) > 0.2
+    observed[1] = False  # a product without any series (e.g. released before the series start)
+    observed[2, 0] = False  # one series masked (its category names no series)
+    return dict(batch(), trends=torch.rand(B, S, W, generator=g) * observed, trend_observed=observed)
+
+
+def test_trend_branch_forward_backward_and_masking():
+    torch.manual_seed(0)
+    cfg = ModelConfig(embed_dim=16, heads=2, decoder_hidden=16, dropout=0.0)
+    model = create_model("crossattnrnn", cfg, 32, 24, trend_series=S)
+    assert model.fusion_proj.in_features == 3 * 16 + 16  # image, attention, caption + the trend vector
+    torch.nn.init.normal_(model.decoder[-1].weight)  # zero-initialised: make the static branch matter
+    b = trend_batch()
+    out = model(b)
+    terms = ForecastLoss(LossConfig())(out, b)
+    terms["loss"].backward()
+    assert torch.isfinite(terms["loss"]) and out["forecast"].shape == (B, H)
+    for name, p in model.trend_encoder.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+    model.eval()
+    with torch.no_grad():
+        ref = model(b)["forecast"]
+        masked = dict(b, trends=torch.where(b["trend_observed"], b["trends"], torch.full_like(b["trends"], 7.0)))
+        torch.testing.assert_close(model(masked)["forecast"], ref)  # values under the mask are never read
+        # without trend arrays in the batch every week is masked: the products without any series agree
+        torch.testing.assert_close(model(batch())["forecast"][1], ref[1])
+        shifted = dict(b, trends=b["trends"] + 0.1 * b["trend_observed"])
+        assert not torch.allclose(model(shifted)["forecast"][0], ref[0])  # observed weeks matter
+
+
+def test_no_trend_branch_without_series_or_when_switched_off():
+    torch.manual_seed(0)
+    plain = create_model("crossattnrnn", ModelConfig(embed_dim=16, heads=2), 32, 24)
+    torch.manual_seed(0)
+    off = create_model("crossattnrnn", ModelConfig(embed_dim=16, heads=2, trends=False), 32, 24, trend_series=S)
+    assert plain.trend_encoder is None and off.trend_encoder is None
+    assert plain.state_dict().keys() == off.state_dict().keys()
+    for k, v in plain.state_dict().items():  # and initialised exactly as before the branch existed
+        torch.testing.assert_close(off.state_dict()[k], v)
+    with torch.no_grad():
+        plain.eval(), off.eval()
+        torch.testing.assert_close(off(trend_batch())["forecast"], plain(batch())["forecast"])
+
+
+def _trend_series(weeks=120, seed=0):
+    import pandas as pd
+
+    from raydemand.data.schema import validate_trends
+    from raydemand.forecast.trends import TrendSeries
+
+    rng = np.random.default_rng(seed)
+    names = ["dress", "shirt", "red", "blue", "green"]
+    df = pd.DataFrame({"date": pd.date_range("2017-12-04", periods=weeks, freq="7D").strftime("%Y-%m-%d"),
+                       **{n: rng.integers(0, 101, weeks) for n in names}})
+    return TrendSeries.from_frame(validate_trends(df, "trends.csv"))
+
+
+def test_forecaster_with_trends_state_and_predict(tmp_path):
+    """dims['trend_series'] records the branch; model.trends=false trains without it (and without its
+    arrays); the forecaster's state loads back into the same forecasts."""
+    from raydemand.forecast.base import create_forecaster
+    from raydemand.forecast.train import build_model, trend_series
+
+    assert trend_series(_attribute_rows(), ForecastConfig()) == 0  # a table without series
+    cfg = ForecastConfig(model=ModelConfig(embed_dim=16, heads=2, decoder_hidden=16, dropout=0.0))
+    pool = _attribute_rows(trends=_trend_series())
+    # the rows have a category and a colour, no fabric column: that series is masked
+    assert pool.trends.shape == (40, 3, 52) and pool.trend_observed[:, :2].all() and not pool.trend_observed[:, 2].any()
+    assert (pool.take(np.array([3, 1])).trends == pool.trends[[3, 1]]).all()
+
+    f = create_forecaster("crossattnrnn", cfg)
+    assert f.fit_vocab(pool)["trend_series"] == 3
+    f.model = build_model(cfg, f.dims)
+    torch.nn.init.normal_(f.model.decoder[-1].weight)
+    arrays = f.inputs(pool, pool)
+    assert arrays["trends"].shape == (40, 3, 52) and arrays["trend_observed"].dtype == bool
+    torch.save(f.get_state(), tmp_path / "state.pt")
+    g = create_forecaster("crossattnrnn", cfg)
+    g.set_state(torch.load(tmp_path / "state.pt", weights_only=True))
+    np.testing.assert_array_equal(g.predict(pool, pool), f.predict(pool, pool))
+
+    off = create_forecaster("crossattnrnn", ForecastConfig(model=cfg.model.model_copy(update={"trends": False})))
+    assert off.fit_vocab(pool)["trend_series"] == 0 and "trends" not in off.inputs(pool, pool)
+
+
+@pytest.mark.parametrize("variant", __import__("raydemand.forecast.compare", fromlist=["VARIANTS"]).VARIANTS)
+def test_compare_variants_are_valid_configs(variant):
+    from raydemand.config import with_overrides
+    from raydemand.forecast.compare import VARIANTS
+
+    cfg = with_overrides(ForecastConfig(), VARIANTS[variant])
+    assert cfg != ForecastConfig() or variant in ("full", "seed_loss")
+    if variant == "no_trends":
+        assert not cfg.model.trends and ForecastConfig().model.trends

@@ -214,3 +214,55 @@ def test_cli_validate(tmp_path, capsys):
     _replace(folder / "stfore_test.csv", 1, "0", "many")
     assert main(["data", "validate", "--products", str(folder)]) == 2
     assert "stfore_test.csv, column '0', row 1: not a number" in capsys.readouterr().err
+
+
+V2_TRENDS = ["date,long sleeve,long coat,culottes,sheath dress,yellow,black,grey,blue,acrylic,cloth,linen,cotton",
+             "2016-11-28,40.0,55.0,30.0,61.0,22,80,45,50,10,70,15,66",
+             "2016-12-05,42.0,54.0,31.0,60.0,,79,44,51,11,71,16,67"]
+
+
+def test_trend_series_of_both_layouts(tmp_path):
+    from raydemand.data.sources import load_trends
+
+    v1 = load_trends(make_v1(tmp_path / "vis1"))
+    assert list(v1.columns)[:3] == ["date", "long sleeve", "culottes"] and len(v1.columns) == 12
+    assert v1["date"].tolist() == [pd.Timestamp("2015-10-05"), pd.Timestamp("2015-10-12")]
+    assert v1["short sleeves"].tolist() == [58.0, 71.0] and v1["tulle"].dtype == np.float64
+
+    v2 = make_v2(tmp_path / "vis2")
+    assert load_trends(v2) is None  # a VISUELLE 2.0 folder without vis2_gtrends_data.csv
+    # the real file may be written with pandas' unnamed index; rows in any order; empty cells are NaN
+    _write(v2 / "vis2_gtrends_data.csv", [",".join(["", V2_TRENDS[0]]), "0," + V2_TRENDS[2], "1," + V2_TRENDS[1]])
+    trends = load_trends(v2)
+    assert trends["date"].tolist() == [pd.Timestamp("2016-11-28"), pd.Timestamp("2016-12-05")]
+    assert trends["long coat"].tolist() == [55.0, 54.0] and np.isnan(trends["yellow"].iloc[1])
+    table = tmp_path / "plain.csv"
+    load_products(v2).to_csv(table, index=False)
+    assert load_trends(table) is None  # plain tables (and Complete Journey) ship no series
+    assert load_trends("completejourney") is None
+
+
+@pytest.mark.parametrize("row, column, value, message", [
+    (2, "date", "2016-13-05", "not an ISO date"),
+    (1, "black", "lots", "not a number"),
+    (2, "date", "2016-11-28", "duplicate date"),
+])
+def test_bad_trend_values_name_file_column_and_row(tmp_path, row, column, value, message):
+    from raydemand.data.sources import load_trends
+
+    folder = make_v2(tmp_path / "vis2")
+    _write(folder / "vis2_gtrends_data.csv", V2_TRENDS)
+    _replace(folder / "vis2_gtrends_data.csv", row, column, value)
+    with pytest.raises(TableError, match=message) as err:
+        load_trends(folder)
+    assert (Path(err.value.path).name, err.value.column, err.value.row) == ("vis2_gtrends_data.csv", column, row)
+
+
+def test_trend_file_without_date_column(tmp_path):
+    from raydemand.data.sources import load_trends
+
+    folder = make_v2(tmp_path / "vis2")
+    _write(folder / "vis2_gtrends_data.csv", ["week," + V2_TRENDS[0].split(",", 1)[1], *V2_TRENDS[1:]])
+    with pytest.raises(TableError, match="missing required column") as err:
+        load_trends(folder)
+    assert (Path(err.value.path).name, err.value.column) == ("vis2_gtrends_data.csv", "date")

@@ -201,3 +201,40 @@ def validate_orders(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
             _fail(path, df, pos, key[-1], f"the same {what} appears with a different {other}",
                   tuple(bad[key]))
     return out
+
+
+TREND_DATE = "date"
+
+
+def validate_trends(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """Check a table of weekly series (Google Trends: VISUELLE's gtrends.csv) and return it normalised.
+
+    The table has a `date` column (ISO dates, one row per week) and one numeric column per series,
+    named after the attribute value it follows (a category, colour or fabric); real values are 0..100.
+    Normalised: `date` is a datetime, sorted and unique; series are float64, NaN where a cell is empty;
+    series names are stripped strings, distinct regardless of case (products name them in any case).
+    """
+    df = df.rename(columns=lambda c: str(c).strip())
+    _require(path, df, [TREND_DATE])
+    if df.empty:
+        raise TableError(path, "no rows: a trends table needs at least one week", column=TREND_DATE)
+    names = [c for c in df.columns if c != TREND_DATE]
+    if not names:
+        raise TableError(path, f"no series: only a '{TREND_DATE}' column", column=TREND_DATE)
+    folded = pd.Series([n.casefold() for n in names])
+    if (pos := _first(folded.duplicated())) is not None:
+        raise TableError(path, "two series columns have the same name (case aside)", column=names[pos])
+
+    raw = df[TREND_DATE]
+    if (pos := _first(raw.isna())) is not None:
+        _fail(path, df, pos, TREND_DATE, "missing date")
+    dates = pd.to_datetime(raw.astype(str), format="ISO8601", errors="coerce")
+    if (pos := _first(dates.isna())) is not None:
+        _fail(path, df, pos, TREND_DATE, "not an ISO date (YYYY-MM-DD)", raw.iloc[pos])
+    if (pos := _first(dates.duplicated())) is not None:
+        _fail(path, df, pos, TREND_DATE, "duplicate date: another row holds the same week", raw.iloc[pos])
+
+    columns = {TREND_DATE: dates.to_numpy()}
+    for name in names:
+        columns[name] = _numeric(path, df, name, allow_missing=True).astype("float64").to_numpy()
+    return pd.DataFrame(columns).sort_values(TREND_DATE, kind="stable").reset_index(drop=True)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from raydemand.data.schema import STORE_COLUMN, validate_orders, validate_products
+from raydemand.data.schema import STORE_COLUMN, validate_orders, validate_products, validate_trends
 from raydemand.errors import InputError, TableError
 from raydemand.io import is_table_file, read_table
 
@@ -39,6 +39,8 @@ class Layout:
     products: Callable[[Path, str | None], list[TablePart]] | None = None
     # (folder, split) -> (table in the orders contract, file to name in errors)
     orders: Callable[[Path, str | None], tuple[pd.DataFrame, str | Path]] | None = None
+    # folder -> (weekly exogenous series, file to name in errors), or None where the folder has none
+    trends: Callable[[Path], tuple[pd.DataFrame, str | Path] | None] | None = None
 
 
 LAYOUTS: dict[str, Layout] = {}
@@ -148,6 +150,20 @@ def load_orders(source: str | Path, *, split: str | None = None) -> pd.DataFrame
             raise InputError(f"{source}: a {layout.name} data set has no orders table")
         df, named = layout.orders(path, split)
     return validate_orders(df, named)
+
+
+def load_trends(source: str | Path) -> pd.DataFrame | None:
+    """The weekly exogenous series (Google Trends) shipped with a TABLE, validated (see
+    `validate_trends`): `date` plus one column per series name; None for tables without any
+    (plain CSV/Parquet files, Complete Journey, a VISUELLE 2.0 folder without vis2_gtrends_data.csv)."""
+    layout, path = _resolve(source)
+    if layout is None or layout.trends is None:
+        return None
+    found = layout.trends(path)
+    if found is None:
+        return None
+    df, named = found
+    return validate_trends(df, named)
 
 
 def _load_readers() -> None:

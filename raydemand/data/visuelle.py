@@ -3,7 +3,8 @@
 v1: train.csv / test.csv, one row per product, weekly sales normalised by the scalar in
 normalization_scale.npy. VISUELLE 2.0: stfore_train.csv / stfore_test.csv, one row per product
 and store (`retail`), weekly sales normalised by stfore_sales_norm_scalar.npy, prices in
-price_discount_series.csv. In both, `image_path` is relative to `<folder>/images/`.
+price_discount_series.csv. In both, `image_path` is relative to `<folder>/images/`; weekly Google-Trends
+series of the category, colour and fabric names are in gtrends.csv (v1) / vis2_gtrends_data.csv (2.0).
 Targets stay as stored (normalised); `read_norm_scalar` gives the factor back to units.
 """
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 V1_FILES = {"train": "train.csv", "test": "test.csv"}
 V2_FILES = {"train": "stfore_train.csv", "test": "stfore_test.csv"}
 V2_PRICES = "price_discount_series.csv"
+TREND_FILES = {"visuelle": "gtrends.csv", "visuelle2": "vis2_gtrends_data.csv"}
 SCALAR_FILES = ("stfore_sales_norm_scalar.npy", "normalization_scale.npy")
 SPLITS = ("train", "test")
 
@@ -108,5 +110,15 @@ def read_visuelle1(folder: Path, split: str | None) -> list[TablePart]:
     return _read_split_files(folder, split, V1_FILES, clip_returns=True, prices=None)
 
 
-register_layout(Layout("visuelle2", marker_files=tuple(V2_FILES.values()), products=read_visuelle2))
-register_layout(Layout("visuelle", marker_files=(*V1_FILES.values(), "gtrends.csv"), products=read_visuelle1))
+def _trends_reader(name: str):
+    def read(folder: Path) -> tuple[pd.DataFrame, Path] | None:
+        path = folder / TREND_FILES[name]
+        return (_read_csv(path), path) if path.exists() else None
+
+    return read
+
+
+register_layout(Layout("visuelle2", marker_files=tuple(V2_FILES.values()), products=read_visuelle2,
+                       trends=_trends_reader("visuelle2")))
+register_layout(Layout("visuelle", marker_files=(*V1_FILES.values(), TREND_FILES["visuelle"]), products=read_visuelle1,
+                       trends=_trends_reader("visuelle")))

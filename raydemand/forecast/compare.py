@@ -35,6 +35,7 @@ VARIANTS = {
     "seed_loss": ["loss.mae=0.6", "loss.mse=0.4", "loss.smape=0.01"],
     "seed_fusion": ["model.fusion=seed"],
     "no_attributes": ["model.attributes=false"],
+    "no_trends": ["model.trends=false"],
 }
 BASELINES = ["zero", "median", "attribute_median", "last_season", "knn_attributes", "knn_image", "knn_caption",
              "retrieval", "retrieval_median", "des"]
@@ -56,7 +57,8 @@ def prepared(cfg: ForecastConfig, source: str, cache: Path):
     upv = units_per_value(source)
     part = "all" if test_split is not None else "test"
     df = runs.select_rows(load_table(source, split=test_split), cfg.data, upv, part)
-    test = prepare_rows(df, embed_products(df, cfg, cache / "test"), data.attributes, data.scale, upv)
+    test = prepare_rows(df, embed_products(df, cfg, cache / "test"), data.attributes, data.scale, upv,
+                        trends=data.trends, trend_attributes=cfg.data.trend_attributes)
     return data, test
 
 

@@ -43,6 +43,9 @@ class ModelConfig(Config):
     attributes: bool = True
     attribute_dim: int = Field(8, ge=1)
     attribute_min_count: int = Field(2, ge=1)
+    # Exogenous trend branch (GTM-Transformer's Google-Trends series; `TrendEncoder`): built only when
+    # the training table ships series (VISUELLE folders, see data.trend_attributes); False: no branch.
+    trends: bool = True
     # Training rows without any retrieved neighbour (the earliest releases of a data set): False
     # leaves them out of training; True trains on them with an empty neighbour set (weights 0).
     train_without_neighbours: bool = False
@@ -100,6 +103,9 @@ class DataConfig(Config):
     val_share: float = Field(0.15, gt=0, lt=1)  # latest releases of the training table kept for validation
     min_units: float = Field(0.0, ge=0)  # drop rows with fewer units over their 12 weeks (sparse real data)
     launched_only: bool = True  # where the table has a `launched` column (Complete Journey), keep launched products
+    # Attribute columns whose value names a weekly series of the table's trends file (VISUELLE's
+    # gtrends.csv): each row reads the 52 weeks before its release of each (`raydemand.forecast.trends`).
+    trend_attributes: list[str] = Field(default_factory=lambda: ["category", "color", "fabric"])
     # For tables without their own test split (Complete Journey, plain CSVs): the latest share of
     # products by release date is held out for `evaluate` and never trained on. 0: train on everything.
     holdout_share: float = Field(0.0, ge=0, lt=1)

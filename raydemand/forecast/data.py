@@ -21,6 +21,7 @@ from raydemand.data.schema import TARGET_COLUMNS
 from raydemand.errors import InputError
 from raydemand.forecast.config import ForecastConfig, RetrievalConfig
 from raydemand.forecast.retrieval import Neighbours, Side, neighbour_curves, retrieve
+from raydemand.forecast.trends import TrendSeries, row_trends
 
 if TYPE_CHECKING:
     from raydemand.data.pipelines.embeddings import EmbeddingsConfig
@@ -43,6 +44,11 @@ class Rows:
     # A retrieval pool's launch profile (12,): the mean weekly shape of the training curves, which
     # fills in its rows' weeks not yet visible to a target (see `retrieval.complete_curves`).
     profile: np.ndarray | None = None
+    # The exogenous series of the 52 weeks before each row's release (`raydemand.forecast.trends`):
+    # (N, S, 52) float32 values / 100 and (N, S, 52) bool observed weeks, S = data.trend_attributes;
+    # None where the table ships no series.
+    trends: np.ndarray | None = None
+    trend_observed: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -52,7 +58,8 @@ class Rows:
         side = Side(s.codes[idx], s.release[idx], s.attributes[idx], s.caption[idx], s.image[idx], s.columns)
         return Rows(self.keys.iloc[idx].reset_index(drop=True), side, self.caption[idx], self.has_caption[idx],
                     self.image[idx], self.has_image[idx], self.group[idx],
-                    None if self.target is None else self.target[idx], self.profile)
+                    None if self.target is None else self.target[idx], self.profile,
+                    *(None if a is None else a[idx] for a in (self.trends, self.trend_observed)))
 
 
 def units_per_value(source: str | Path) -> float:
@@ -150,8 +157,9 @@ def embed_products(df: pd.DataFrame, cfg: ForecastConfig, cache_dir: str | Path)
 
 
 def prepare_rows(df: pd.DataFrame, embedded: dict, attrs: list[str], scale: float | None,
-                 upv: float = 1.0) -> Rows:
-    """Rows of `df` with their vectors; targets normalised as units / `scale` (None: no targets)."""
+                 upv: float = 1.0, trends: TrendSeries | None = None, trend_attributes: list[str] = ()) -> Rows:
+    """Rows of `df` with their vectors; targets normalised as units / `scale` (None: no targets);
+    with `trends`, each row's windows of the series its `trend_attributes` values name."""
     codes = df["external_code"].astype(str).to_numpy()
 
     def vectors(table: dict, dim: int):
@@ -168,8 +176,9 @@ def prepare_rows(df: pd.DataFrame, embedded: dict, attrs: list[str], scale: floa
     if scale is not None and all(c in df for c in TARGET_COLUMNS):
         target = (df[TARGET_COLUMNS].to_numpy(np.float64) * upv / scale).astype(np.float32)
     group = pd.factorize(codes)[0].astype(np.int64)
+    windows = row_trends(df, trends, list(trend_attributes)) if trends is not None else (None, None)
     return Rows(keys, Side.build(df.reset_index(drop=True), attrs, caption, image), caption, has_caption, image,
-                has_image, group, target)
+                has_image, group, target, None, *windows)
 
 
 def split_by_release(df: pd.DataFrame, share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +211,8 @@ def model_inputs(rows: Rows, pool: Rows, cfg: RetrievalConfig, with_index: bool 
     out = {"image": rows.image, "has_image": rows.has_image, "caption": rows.caption,
            "has_caption": rows.has_caption, "neighbours": curves, "neighbour_observed": observed,
            "neighbour_weight": nb.weight, "group": rows.group}
+    if rows.trends is not None:
+        out["trends"], out["trend_observed"] = rows.trends, rows.trend_observed
     if rows.target is not None:
         out["target"] = rows.target
     if with_index:

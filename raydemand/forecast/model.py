@@ -12,6 +12,9 @@ A batch is a dict of tensors:
   neighbour_weight (B, K) similarity weights summing to 1 over the neighbours (0: none)
   attributes (B, A) int64 optional: per attribute column the value's vocabulary index (0: unknown);
              absent = every value unknown
+  trends (B, S, 52) optional: the weekly series (values / 100) of the product's category, colour and
+         fabric in the 52 weeks before its release; trend_observed (B, S, 52) bool, False where masked;
+         absent = every week masked (read only by a model built with trend series, `TrendEncoder`)
 Products without an image or caption are forecast with a learned "missing" embedding in its place.
 """
 
@@ -22,6 +25,7 @@ from torch import nn
 
 from raydemand.data.schema import HORIZON
 from raydemand.forecast.config import ModelConfig
+from raydemand.forecast.trends import TREND_WEEKS
 
 
 class ImageEncoder(nn.Module):
@@ -55,6 +59,39 @@ class ImageEncoder(nn.Module):
         return self.proj(fmap.flatten(2).transpose(1, 2))  # (B, C, h*w) -> (B, h*w, C) -> (B, h*w, D)
 
 
+class TrendEncoder(nn.Module):
+    """GTM-style encoder of S exogenous weekly series -> one vector (B, D).
+
+    Each week carries three channels: the value (/100: the series' level), the window's min-max
+    scaled value over its observed weeks (GTM-Transformer's per-series scaling: the shape, blind to
+    the level) and whether the week is observed. A series becomes a token through one linear layer
+    over its weeks plus a learned embedding of which attribute it follows (category, colour,
+    fabric); tokens of series with an observed week are averaged; a product with none gets a
+    learned "missing" vector.
+    """
+
+    def __init__(self, n_series: int, weeks: int, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(3 * weeks, dim)
+        self.series_embedding = nn.Embedding(n_series, dim)
+        self.missing = nn.Parameter(torch.zeros(1, dim))
+
+    def forward(self, values: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """values (B, S, W), observed (B, S, W) bool -> (B, D)."""
+        obs = observed.to(values.dtype)  # (B, S, W)
+        lo = values.masked_fill(~observed, float("inf")).amin(-1, keepdim=True)  # (B, S, 1)
+        hi = values.masked_fill(~observed, float("-inf")).amax(-1, keepdim=True)  # (B, S, 1)
+        flat = ~(hi > lo)  # (B, S, 1): one value, or nothing observed: no shape
+        lo = torch.where(flat, torch.zeros_like(lo), lo)
+        span = torch.where(flat, torch.ones_like(hi), hi - lo)
+        shape = torch.where(observed & ~flat, (values - lo) / span, torch.zeros_like(values))  # (B, S, W)
+        x = torch.cat([values * obs, shape, obs], dim=-1)  # (B, S, 3W)
+        tokens = torch.relu(self.proj(x) + self.series_embedding.weight)  # (B, S, D) + (S, D)
+        has = observed.any(-1, keepdim=True).to(values.dtype)  # (B, S, 1)
+        pooled = (tokens * has).sum(1) / has.sum(1).clamp(min=1.0)  # (B, D)
+        return torch.where(has.sum(1) > 0, pooled, self.missing.expand_as(pooled))
+
+
 class AdditiveAttention(nn.Module):
     """Bahdanau attention: the fused static vector (query) over the neighbours' GRU embeddings."""
 
@@ -83,9 +120,10 @@ def weighted_median(curves: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 class CrossAttnRNN(nn.Module):
     def __init__(self, cfg: ModelConfig, image_dim: int | None, caption_dim: int, horizon: int = HORIZON,
-                 attribute_sizes: list[int] | None = None):
+                 attribute_sizes: list[int] | None = None, trend_series: int = 0):
         super().__init__()
         d = cfg.embed_dim
+        n_trends = trend_series if cfg.trends else 0  # S series per product; 0: no trend branch
         # one embedding table per attribute column: index 0 = unknown value, 1..n = the vocabulary
         sizes = list(attribute_sizes or []) if cfg.attributes else []
         self.attribute_embeddings = nn.ModuleList(nn.Embedding(n + 1, cfg.attribute_dim) for n in sizes)
@@ -96,7 +134,7 @@ class CrossAttnRNN(nn.Module):
         self.missing_caption = nn.Parameter(torch.zeros(1, d))
         self.image_text_attn = nn.MultiheadAttention(d, cfg.heads, batch_first=True)
         parts = 3 if cfg.fusion == "caption" else 2
-        self.fusion_proj = nn.Linear(parts * d + len(sizes) * cfg.attribute_dim, d)
+        self.fusion_proj = nn.Linear(parts * d + len(sizes) * cfg.attribute_dim + (d if n_trends else 0), d)
         # Inputs per week: the normalised units, log1p of them (real sales span orders of magnitude)
         # and whether the week was observed or filled in.
         self.ts_embedder = nn.GRU(3, d, num_layers=cfg.gru_layers, batch_first=True)
@@ -108,6 +146,8 @@ class CrossAttnRNN(nn.Module):
         )
         nn.init.zeros_(self.decoder[-1].weight)  # residual mode starts from the neighbours' mean curve
         nn.init.zeros_(self.decoder[-1].bias)
+        # last, so that a model without trends initialises exactly as before the branch existed
+        self.trend_encoder = TrendEncoder(n_trends, TREND_WEEKS, d) if n_trends else None
 
     def encode_static(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """fused (B, D), image and caption embeddings (B, D), where both are real (B,) bool, and the
@@ -132,8 +172,17 @@ class CrossAttnRNN(nn.Module):
                 codes = torch.zeros(tokens.shape[0], len(self.attribute_embeddings), dtype=torch.long,
                                     device=tokens.device)
             parts += [emb(codes[:, a].long()) for a, emb in enumerate(self.attribute_embeddings)]  # (B, Da) each
-        fused = self.fusion_proj(torch.cat(parts, dim=-1))  # (B, 2D or 3D [+ A*Da]) -> (B, D)
+        if self.trend_encoder is not None:
+            parts.append(self.trend_encoder(*self._trend_inputs(batch, tokens)))  # (B, D)
+        fused = self.fusion_proj(torch.cat(parts, dim=-1))  # (B, 2D or 3D [+ A*Da] [+ D]) -> (B, D)
         return fused, image_emb, caption_emb, has_image & has_caption, attn_weights.squeeze(1)
+
+    def _trend_inputs(self, batch: dict[str, torch.Tensor], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values (B, S, W), observed (B, S, W)); absent from the batch: every week masked."""
+        if "trends" in batch:
+            return batch["trends"].float(), batch["trend_observed"].bool()
+        shape = (like.shape[0], self.trend_encoder.series_embedding.num_embeddings, TREND_WEEKS)
+        return torch.zeros(shape, device=like.device), torch.zeros(shape, dtype=torch.bool, device=like.device)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         fused, image_emb, caption_emb, paired, image_text = self.encode_static(batch)
@@ -161,7 +210,7 @@ MODELS = {"crossattnrnn": CrossAttnRNN}
 
 
 def create_model(name: str, cfg: ModelConfig, image_dim: int | None, caption_dim: int,
-                 attribute_sizes: list[int] | None = None) -> nn.Module:
+                 attribute_sizes: list[int] | None = None, trend_series: int = 0) -> nn.Module:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
-    return MODELS[name](cfg, image_dim, caption_dim, attribute_sizes=attribute_sizes)
+    return MODELS[name](cfg, image_dim, caption_dim, attribute_sizes=attribute_sizes, trend_series=trend_series)

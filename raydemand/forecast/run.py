@@ -1,8 +1,9 @@
 """Run directories: the training data a run is fitted on, `model.pt`, and `load_run` for predict/serve.
 
 `model.pt` holds everything a forecast needs without the training table: the config, the
-forecaster's state, the normalising scale, and the retrieval pool (codes, release dates, attribute
-hashes, embeddings, normalised curves of the training rows and their launch profile), as tensors and plain values
+forecaster's state, the normalising scale, the retrieval pool (codes, release dates, attribute
+hashes, embeddings, normalised curves of the training rows and their launch profile) and the
+table's exogenous weekly series where it has them (`trends`), as tensors and plain values
 (`torch.load(..., weights_only=True)`). New products still need captions and frozen embeddings;
 `load_run(...).predict(df)` computes them with the run's encoders through the Ray Data captioning and
 embedding stages, or takes them from `ProductEncoders` (the same encoders in-process, for Serve).
@@ -31,6 +32,7 @@ from raydemand.forecast.data import (
     units_per_value,
 )
 from raydemand.forecast.retrieval import Side, attribute_columns, launch_profile
+from raydemand.forecast.trends import TrendSeries, load_trend_series
 
 
 
@@ -42,6 +44,7 @@ class TrainingData:
     scale: float  # units per normalised unit (mean weekly units of the training rows)
     units_per_value: float  # units per stored sales value of the table
     attributes: list[str]
+    trends: TrendSeries | None = None  # the table's exogenous weekly series, kept in model.pt for predict
 
 
 def table_split(source: str | Path) -> tuple[str | None, str | None]:
@@ -79,9 +82,10 @@ def prepare_training(cfg: ForecastConfig, source: str | Path, cache_dir: str | P
     scale = float(df.iloc[early][TARGET_COLUMNS].to_numpy().mean() * upv)
     if not scale > 0:
         raise InputError(f"{source}: the training rows sold nothing; cannot normalise sales")
-    pool = prepare_rows(df, embedded, attrs, scale, upv)
+    series = load_trend_series(source)
+    pool = prepare_rows(df, embedded, attrs, scale, upv, trends=series, trend_attributes=cfg.data.trend_attributes)
     pool.profile = launch_profile(pool.target[early])
-    return TrainingData(pool.take(early), pool.take(late), pool, scale, upv, attrs)
+    return TrainingData(pool.take(early), pool.take(late), pool, scale, upv, attrs, series)
 
 
 # ---- model.pt --------------------------------------------------------------------------------------
@@ -119,6 +123,8 @@ def save_model(run_dir: Path, cfg: ForecastConfig, forecaster: Forecaster, data:
              "pool": _pool_state(data.pool, profile),
              "baselines": {name: {"module": type(b).__module__, "state": b.get_state()}
                            for name, b in (baselines or {}).items()}}
+    if data.trends is not None:
+        state["trends"] = data.trends.to_state()
     return runs.write_model(run_dir, "forecast", cfg, state)
 
 
@@ -136,6 +142,7 @@ class ForecastRun:
         self.scale, self.units_per_value = float(state["scale"]), float(state["units_per_value"])
         self.attributes = list(state["attributes"])
         self.pool = _pool_from_state(state["pool"])
+        self.trends = TrendSeries.from_state(state["trends"]) if "trends" in state else None
         self.forecaster = create_forecaster(state["forecaster"], self.cfg)
         self.forecaster.set_state(state["state"])
         self.baselines = self._baselines(state.get("baselines", {}))  # none in runs written before them
@@ -165,7 +172,10 @@ class ForecastRun:
             with tempfile.TemporaryDirectory() as tmp:
                 embedded = embed_products(df, self.cfg, cache_dir or tmp)
         scale = self.scale if with_targets else None
-        return prepare_rows(df.reset_index(drop=True), embedded, self.attributes, scale, self.units_per_value)
+        # New products read the weeks before their release from the series the run was trained with;
+        # weeks those do not cover (a release after their last date) are masked.
+        return prepare_rows(df.reset_index(drop=True), embedded, self.attributes, scale, self.units_per_value,
+                            trends=self.trends, trend_attributes=self.cfg.data.trend_attributes)
 
     def predict_rows(self, rows: Rows) -> np.ndarray:
         """(N, 12) normalised forecasts."""

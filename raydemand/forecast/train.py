@@ -127,7 +127,7 @@ def build_model(cfg: ForecastConfig, dims: dict[str, Any]):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return create_model(cfg.forecaster, cfg.model, dims["image_dim"], dims["caption_dim"],
-                            attribute_sizes=dims.get("attribute_sizes"))
+                            attribute_sizes=dims.get("attribute_sizes"), trend_series=dims.get("trend_series", 0))
 
 
 # ---- the static attribute branch's vocabularies -----------------------------------------------
@@ -156,6 +156,14 @@ def attribute_codes(rows: Rows, vocab: list[np.ndarray]) -> np.ndarray:
         found[found] = values[pos[found]] == hashes[found, a]
         out[:, a] = np.where(found, pos + 1, 0)
     return out
+
+
+def trend_series(train: Rows, cfg: ForecastConfig) -> int:
+    """S, the series per product the trend branch reads: 0 (no branch) when switched off or when no
+    training row has an observed week (tables without trends)."""
+    if not cfg.model.trends or train.trends is None or not train.trend_observed.any():
+        return 0
+    return int(train.trends.shape[1])
 
 
 class ForecastTask(TrainTask):
@@ -238,7 +246,7 @@ class CrossAttnForecaster(Forecaster):
         """Fit the attribute vocabularies on the training rows; returns (and keeps) the model's dims."""
         self.vocab = fit_vocab(train, self.cfg.model.attribute_min_count) if self.cfg.model.attributes else []
         self.dims = {"image_dim": int(train.image.shape[1]), "caption_dim": int(train.caption.shape[1]),
-                     "attribute_sizes": [len(v) for v in self.vocab]}
+                     "attribute_sizes": [len(v) for v in self.vocab], "trend_series": trend_series(train, self.cfg)}
         return self.dims
 
     def inputs(self, rows: Rows, pool: Rows, with_index: bool = False) -> dict[str, np.ndarray]:
@@ -246,6 +254,9 @@ class CrossAttnForecaster(Forecaster):
         arrays = model_inputs(rows, pool, self.cfg.retrieval, with_index=with_index)
         if self.vocab:
             arrays["attributes"] = attribute_codes(rows, self.vocab)
+        if not getattr(self, "dims", {}).get("trend_series"):  # no trend branch: its arrays would only travel
+            arrays.pop("trends", None)
+            arrays.pop("trend_observed", None)
         return arrays
 
     def predict(self, rows: Rows, pool: Rows) -> np.ndarray:
