@@ -91,6 +91,20 @@ def test_residual_model_starts_at_the_neighbours_base(base):
     assert torch.all(out[0] == 0)  # no neighbours, nothing learned yet
 
 
+def test_neighbours_ablation_reads_no_neighbour():
+    """`use_neighbours=False`: the forecast is the same whatever the neighbours' curves and weights."""
+    torch.manual_seed(0)
+    model = CrossAttnRNN(ModelConfig(embed_dim=16, heads=2, dropout=0.0, use_neighbours=False), 32, 24).eval()
+    torch.nn.init.normal_(model.decoder[-1].weight)
+    b = batch()
+    other = {**b, "neighbours": b["neighbours"] * 5 + 1, "neighbour_weight": b["neighbour_weight"].flip(1)}
+    with torch.no_grad():
+        torch.testing.assert_close(model(b)["forecast"], model(other)["forecast"])
+    model.cfg = model.cfg.model_copy(update={"use_neighbours": True})  # the same weights, neighbours read
+    with torch.no_grad():
+        assert not torch.allclose(model(b)["forecast"], model(other)["forecast"])
+
+
 def test_weighted_median_picks_the_heavy_neighbour():
     from raydemand.forecast.model import weighted_median
 

@@ -36,6 +36,7 @@ VARIANTS = {
     "seed_fusion": ["model.fusion=seed"],
     "no_attributes": ["model.attributes=false"],
     "no_trends": ["model.trends=false"],
+    "no_neighbours": ["model.use_neighbours=false", "model.residual=false", "model.train_without_neighbours=true"],
 }
 BASELINES = ["zero", "median", "attribute_median", "last_season", "knn_attributes", "knn_image", "knn_caption",
              "retrieval", "retrieval_median", "des"]

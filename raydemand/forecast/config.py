@@ -24,6 +24,7 @@ class ModelConfig(Config):
     dropout: float = Field(0.2, ge=0, lt=1)  # decoder dropout
     use_image: bool = True  # False: caption-only ablation (image branch masked for every product)
     use_caption: bool = True  # False: image-only ablation (caption branch masked for every product)
+    use_neighbours: bool = True  # False: ablation without similar products (no neighbour curves, base 0)
     # Forecast = the neighbours' base curve + decoder output: the model learns the correction, which
     # keeps it at least as good as the retrieval it is fed.
     residual: bool = True

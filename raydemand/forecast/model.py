@@ -194,6 +194,8 @@ class CrossAttnRNN(nn.Module):
         _, hidden = self.ts_embedder(steps)  # (layers, B*K, D)
         series = hidden[-1].reshape(b, k, -1)  # (B, K, D)
         weight = batch["neighbour_weight"]  # (B, K)
+        if not self.cfg.use_neighbours:  # ablation: no neighbour is read (no context, base curve 0)
+            weight = torch.zeros_like(weight)
         context, neighbour_attn = self.attention(fused, series, weight > 0)  # (B, D), (B, K)
         if self.cfg.base == "median":
             base = weighted_median(curves, weight)  # (B, H)
