@@ -1,16 +1,21 @@
 """CrossAttnRNN training throughput: cached embeddings vs re-encoding, Ray Train vs a plain loop.
 
 (a) One training epoch with the frozen encoders' vectors read from the embedding cache, against
-    training steps that re-run the frozen encoders (ResNet-18 on the batch's pre-decoded 64 px
-    images, MiniLM on its captions) before every step. Samples/s of both, and their ratio.
+    training steps that re-run the frozen encoders (the default EfficientNet-Lite0 on the batch's
+    pre-decoded 64 px images, MiniLM on its captions) before every step. Samples/s of both, and their ratio.
 (b) The same epochs (same batches: same seed, same permutation) as a plain PyTorch loop in this
     process and inside a 1-worker Ray Train `TorchTrainer`; each epoch is timed where it runs, so
     Ray's fixed start-up (worker group, process group, checkpoint writes) is reported separately.
 (c) On a machine with a GPU: samples/s of the plain loop on the GPU in fp32 and in bf16 autocast.
+(d) The pretrained image encoder frozen (its cached vectors: the epochs of (b)) against fine-tuned
+    (`model.image_encoder: efficientnet_lite0`, the trunk trained on the decoded images of the Ray
+    Data images stage, with `model.augment`): samples/s of both in the same plain loop, their ratio,
+    and the one-off decoding time. `--finetune-only` runs (b)'s plain loop and (d) alone.
 Every timed block reports the CPU seconds other processes used meanwhile (`foreign_cpu_s`): on a
 shared machine compare ratios taken inside one run, not absolute numbers across runs.
 
-    python bench/forecast_train.py [--scale 400] [--epochs 3] [--reencode-steps 6] [--work DIR]
+    python bench/forecast_train.py [--scale 400] [--epochs 3] [--reencode-steps 6] [--finetune-steps 6]
+                                   [--finetune-only] [--work DIR]
 """
 
 from __future__ import annotations
@@ -36,12 +41,42 @@ def timed(fn):
     return out, seconds, round(watch.foreign + watch.steal, 1)
 
 
+def finetune(args, cfg, source: Path, work: Path, ctx, n: int) -> dict:
+    """(d) training steps with the EfficientNet-Lite0 trunk fine-tuned on the products' decoded images."""
+    import torch
+
+    from raydemand.config import load_config
+    from raydemand.forecast.base import create_forecaster
+    from raydemand.forecast.config import ForecastConfig
+    from raydemand.forecast.losses import ForecastLoss
+    from raydemand.forecast.run import prepare_training
+    from raydemand.forecast.train import build_model, epoch_batches, train_epoch
+
+    tcfg = load_config(ForecastConfig, None, [f"batch_size={cfg.batch_size}", f"data.image_size={cfg.data.image_size}",
+                                              "model.image_encoder=efficientnet_lite0"])
+    data, decode_s, decode_foreign = timed(lambda: prepare_training(tcfg, source, work / "cache"))
+    forecaster = create_forecaster("crossattnrnn", tcfg)
+    arrays = forecaster.inputs(data.train, data.pool)
+    model = build_model(tcfg, forecaster.fit_vocab(data.train))
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr)
+    loss_fn = ForecastLoss(tcfg.loss)
+    batches = epoch_batches(n, tcfg, 0)[:args.finetune_steps + 1]
+    train_epoch(model, opt, loss_fn, arrays, tcfg, 0, ctx, batches=batches[:1])  # warm-up (allocations)
+    _, s, foreign = timed(lambda: train_epoch(model, opt, loss_fn, arrays, tcfg, 0, ctx, batches=batches[1:]))
+    return {"finetune_samples_per_s": round(sum(len(b) for b in batches[1:]) / s, 1),
+            "finetune_foreign_cpu_s": foreign, "finetune_augment": tcfg.model.augment,
+            "finetune_image_size": tcfg.data.image_size, "finetune_products": int(len(data.pool.pixels) - 1),
+            "finetune_image_decode_s": round(decode_s, 1), "finetune_image_decode_foreign_cpu_s": decode_foreign}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", type=int, default=400, help="products of the generated VISUELLE 2.0 data")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--reencode-steps", type=int, default=6, help="training steps timed with re-encoding")
+    p.add_argument("--finetune-steps", type=int, default=6, help="training steps timed with the fine-tuned trunk (0: skip)")
+    p.add_argument("--finetune-only", action="store_true", help="only the plain cached epochs and (d)")
     p.add_argument("--work", default=None, help="working folder (default: a temp folder)")
     args = p.parse_args()
 
@@ -90,6 +125,14 @@ def main() -> None:
     result["plain_epoch_s"] = [round(s, 3) for s, _ in plain]
     result["plain_foreign_cpu_s"] = [f for _, f in plain]
     result["cached_samples_per_s"] = round(n / plain_best, 1)
+    result["frozen_encoder"] = cfg.data.image_encoder
+
+    if args.finetune_steps:
+        result.update(finetune(args, cfg, source, work, ctx, n))
+        result["frozen_vs_finetune"] = round(result["cached_samples_per_s"] / result["finetune_samples_per_s"], 1)
+    if args.finetune_only:
+        print(json.dumps(result, indent=2))
+        return
 
     # (a) re-encoding: the frozen encoders run on every batch (images decoded beforehand, not timed)
     images_cfg = ImagesConfig(size=64)

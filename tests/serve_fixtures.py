@@ -31,7 +31,7 @@ def trend_series(first: str = "2018-01-01", weeks: int = 100, seed: int = 0):
 
 def forecast_run(out: Path, n: int = 60, seed: int = 0, trends: bool = False) -> Path:
     """A CrossAttnRNN run over `n` generated past products with random frozen vectors of the run's
-    encoders' sizes (minilm 384, resnet18 512) and the default attributes captioner; `trends`: with
+    encoders' sizes (minilm 384, efficientnet_lite0 1280) and the default attributes captioner; `trends`: with
     the series of `trend_series` (its trend branch and model.pt's copy of the series)."""
     import pandas as pd
 
@@ -52,10 +52,10 @@ def forecast_run(out: Path, n: int = 60, seed: int = 0, trends: bool = False) ->
         df[c] = rng.gamma(2.0, 1.5, n).round(2)
     df = validate_products(df, "fixture", check_images=False)
     cfg = ForecastConfig(model=ModelConfig(embed_dim=16, heads=2, decoder_hidden=16), data=DataConfig(image_size=32))
-    dims = {"caption_dim": 384, "image_dim": 512}
+    dims = {"caption_dim": 384, "image_dim": 1280}
     embedded = {"caption": {c: "" for c in codes}, "caption_dim": dims["caption_dim"], "image_dim": dims["image_dim"],
                 "caption_vec": dict(zip(codes, rng.normal(size=(n, 384)).astype(np.float32))),
-                "image_vec": dict(zip(codes, rng.normal(size=(n, 512)).astype(np.float32)))}
+                "image_vec": dict(zip(codes, rng.normal(size=(n, 1280)).astype(np.float32)))}
     attrs = ["category", "color", "fabric"]
     scale = float(df[TARGET_COLUMNS].to_numpy().mean())
     series = trend_series() if trends else None

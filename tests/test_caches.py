@@ -68,7 +68,7 @@ def test_forecast_embeddings_are_keyed_by_encoder_and_captions(ray_session, prod
     from raydemand.forecast.data import embed_products
 
     bert = write_tiny_bert(tmp_path / "bert")
-    base = [f"data.text_encoder={bert}", "data.image_size=16", "data.image_encoder_args={seed: 0}"]
+    base = [f"data.text_encoder={bert}", "data.image_size=16", "data.image_encoder_args={weights: null, seed: 0}"]
     cache, runs = tmp_path / "cache", CountingRun(monkeypatch)
 
     first = embed_products(products, load_config(ForecastConfig, None, base), cache)
@@ -77,7 +77,7 @@ def test_forecast_embeddings_are_keyed_by_encoder_and_captions(ray_session, prod
     assert sorted(runs.fields) == ["caption", "image"]  # the same config: nothing encoded again
     np.testing.assert_array_equal(again["image_vec"]["A"], first["image_vec"]["A"])
 
-    reseeded = load_config(ForecastConfig, None, [*base[:2], "data.image_encoder_args={seed: 1}"])
+    reseeded = load_config(ForecastConfig, None, [*base[:2], "data.image_encoder_args={weights: null, seed: 1}"])
     other_weights = embed_products(products, reseeded, cache)
     assert sorted(runs.fields) == ["caption", "image", "image"]  # the captions' encoder did not change
     assert not np.allclose(other_weights["image_vec"]["A"], first["image_vec"]["A"])

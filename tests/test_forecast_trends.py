@@ -125,9 +125,9 @@ def test_predict_new_products_from_a_run_with_trends(tmp_path):
                        "category": ["coat", "dress", "coat"], "color": ["red", "blue", "red"],
                        "fabric": ["wool", "cotton", "wool"]})
     rng = np.random.default_rng(0)
-    embedded = {"caption": dict.fromkeys(codes, ""), "caption_dim": 384, "image_dim": 512,
+    embedded = {"caption": dict.fromkeys(codes, ""), "caption_dim": 384, "image_dim": 1280,
                 "caption_vec": dict(zip(codes, rng.normal(size=(3, 384)).astype(np.float32))),
-                "image_vec": dict(zip(codes, rng.normal(size=(3, 512)).astype(np.float32)))}
+                "image_vec": dict(zip(codes, rng.normal(size=(3, 1280)).astype(np.float32)))}
 
     rows = run.rows(df, embedded=embedded)
     expected = row_trends(df, fx.trend_series(), ATTRS)

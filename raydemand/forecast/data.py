@@ -49,6 +49,11 @@ class Rows:
     # None where the table ships no series.
     trends: np.ndarray | None = None
     trend_observed: np.ndarray | None = None
+    # Runs with a fine-tuned image trunk: one decoded image per product (P + 1, 3, H, W) float16,
+    # normalised as the images pipeline does, entry 0 all zeros for rows without an image; rows of one
+    # product (product x store) share theirs through `pixel_index` (N,) int64. None: cached vectors only.
+    pixels: np.ndarray | None = None
+    pixel_index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -59,7 +64,8 @@ class Rows:
         return Rows(self.keys.iloc[idx].reset_index(drop=True), side, self.caption[idx], self.has_caption[idx],
                     self.image[idx], self.has_image[idx], self.group[idx],
                     None if self.target is None else self.target[idx], self.profile,
-                    *(None if a is None else a[idx] for a in (self.trends, self.trend_observed)))
+                    *(None if a is None else a[idx] for a in (self.trends, self.trend_observed)),
+                    self.pixels, None if self.pixel_index is None else self.pixel_index[idx])
 
 
 def units_per_value(source: str | Path) -> float:
@@ -126,12 +132,46 @@ def _embed(table: pd.DataFrame, emb_cfg: EmbeddingsConfig, cache_dir: Path) -> t
     return dict(zip(keys.astype(str), vectors)), dim
 
 
+def decode_images(table: pd.DataFrame, size: int, cache_dir: Path) -> dict[str, np.ndarray]:
+    """{code: float16 (3, size, size)} images of `table`'s products (rows with an `image_path`), decoded,
+    resized and normalised by the Ray Data images stage; kept in `cache_dir` like the embeddings, in a
+    folder named by the digest of the image settings and the files read."""
+    import pyarrow.parquet as pq
+
+    from raydemand.data.pipelines.cache import digest, is_current, mark_current
+    from raydemand.data.pipelines.images import ImagesConfig, run
+    from raydemand.data.pipelines.stage_io import parquet_files
+    from raydemand.io import write_table
+
+    table = table[table["image_path"] != ""]
+    if table.empty:
+        return {}
+    images_cfg = ImagesConfig(size=size)
+    settings = {"images": images_cfg.model_dump(mode="json", exclude={"batch_size"}),
+                "inputs": _inputs(table, "image")}
+    folder = cache_dir / "images" / digest(settings)
+    if not is_current(folder, settings):
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            source = write_table(table.assign(release_date=table["release_date"].dt.strftime("%Y-%m-%d")),
+                                 Path(tmp) / "products.parquet")
+            run(source, folder, images_cfg, overwrite=True)
+        mark_current(folder, settings)
+    out = {}
+    for f in parquet_files(folder):
+        part = pq.read_table(f, columns=["external_code", "image"]).to_pandas()
+        images = np.stack(part["image"].to_numpy()).astype(np.float16)  # (n, 3, size, size)
+        out.update(zip(part["external_code"].astype(str), images))
+    return out
+
+
 def embed_products(df: pd.DataFrame, cfg: ForecastConfig, cache_dir: str | Path) -> dict:
     """Captions and frozen embeddings of every product of `df`; vectors are cached in `cache_dir`,
     keyed by the encoder, its arguments, the image size and the captions or image files encoded.
 
     Returns {'caption': {code: text}, 'caption_vec': {code: vec}, 'image_vec': {code: vec},
-    'caption_dim', 'image_dim'}; products without a caption or an image have no vector.
+    'caption_dim', 'image_dim'}, and for a fine-tuned image trunk (`model.image_encoder` not
+    'cached') 'pixels': {code: float16 (3, H, W) image}; products without a caption or an image have
+    no vector (no pixels).
     """
     from raydemand.data.pipelines.embeddings import EmbeddingsConfig
     from raydemand.data.pipelines.images import ImagesConfig
@@ -152,8 +192,11 @@ def embed_products(df: pd.DataFrame, cfg: ForecastConfig, cache_dir: str | Path)
                                  field="image", images=ImagesConfig(size=cfg.data.image_size),
                                  batch_size=cfg.data.embed_batch_size)
     image_vec, image_dim = _embed(table[table["image_path"] != ""], image_cfg, cache_dir)
-    return {"caption": dict(zip(table["external_code"], table["caption"])), "caption_vec": caption_vec,
-            "image_vec": image_vec, "caption_dim": caption_dim, "image_dim": image_dim}
+    embedded = {"caption": dict(zip(table["external_code"], table["caption"])), "caption_vec": caption_vec,
+                "image_vec": image_vec, "caption_dim": caption_dim, "image_dim": image_dim}
+    if cfg.model.image_encoder != "cached":  # a fine-tuned trunk reads the images themselves
+        embedded["pixels"] = decode_images(table, cfg.data.image_size, cache_dir)
+    return embedded
 
 
 def prepare_rows(df: pd.DataFrame, embedded: dict, attrs: list[str], scale: float | None,
@@ -177,8 +220,25 @@ def prepare_rows(df: pd.DataFrame, embedded: dict, attrs: list[str], scale: floa
         target = (df[TARGET_COLUMNS].to_numpy(np.float64) * upv / scale).astype(np.float32)
     group = pd.factorize(codes)[0].astype(np.int64)
     windows = row_trends(df, trends, list(trend_attributes)) if trends is not None else (None, None)
-    return Rows(keys, Side.build(df.reset_index(drop=True), attrs, caption, image), caption, has_caption, image,
+    rows = Rows(keys, Side.build(df.reset_index(drop=True), attrs, caption, image), caption, has_caption, image,
                 has_image, group, target, None, *windows)
+    if "pixels" in embedded:
+        rows.pixels, rows.pixel_index, rows.has_image = product_pixels(codes, embedded["pixels"])
+    return rows
+
+
+def product_pixels(codes: np.ndarray, pixels: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images (P + 1, 3, H, W) float16 with entry 0 all zeros, per row the index of its product's
+    image (N,) int64, 0 = none, has_image (N,) bool): each product's image stored once."""
+    unique, inverse = np.unique(codes, return_inverse=True)
+    known = [c for c in unique if c in pixels]
+    shape = next(iter(pixels.values())).shape if pixels else (3, 1, 1)
+    table = np.zeros((len(known) + 1, *shape), np.float16)
+    if known:
+        table[1:] = np.stack([pixels[c] for c in known])
+    position = {c: i + 1 for i, c in enumerate(known)}
+    index = np.array([position.get(c, 0) for c in unique], np.int64)[inverse]
+    return table, index, index > 0
 
 
 def split_by_release(df: pd.DataFrame, share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -206,13 +266,18 @@ def neighbours_of(rows: Rows, pool: Rows, cfg: RetrievalConfig, weights: tuple[f
 
 def model_inputs(rows: Rows, pool: Rows, cfg: RetrievalConfig, with_index: bool = False) -> dict[str, np.ndarray]:
     """Arrays a batch of the model reads (see `raydemand.forecast.model`), plus `target` when known
-    and, `with_index`, the neighbours' pool rows (`neighbour_index` (N, K), -1 for none)."""
+    and, `with_index`, the neighbours' pool rows (`neighbour_index` (N, K), -1 for none). For a trunk
+    run `pixels` (P + 1, 3, H, W) replaces `image`: one image per product, not per row, picked for a
+    batch through `pixel_index` (see `train.to_tensors`); every other array has one entry per row."""
     nb, curves, observed = neighbours_of(rows, pool, cfg)
     out = {"image": rows.image, "has_image": rows.has_image, "caption": rows.caption,
            "has_caption": rows.has_caption, "neighbours": curves, "neighbour_observed": observed,
            "neighbour_weight": nb.weight, "group": rows.group}
     if rows.trends is not None:
         out["trends"], out["trend_observed"] = rows.trends, rows.trend_observed
+    if rows.pixels is not None:  # a trunk run: `image` is gathered per batch from the product images
+        del out["image"]
+        out.update(pixels=rows.pixels, pixel_index=rows.pixel_index)
     if rows.target is not None:
         out["target"] = rows.target
     if with_index:

@@ -4,7 +4,7 @@ Blocks, then the model. Module names follow the seed: `ImageEncoder`, `caption_p
 `ts_embedder`, `image_text_attn`, `fusion_proj`, additive attention, `decoder`.
 
 A batch is a dict of tensors:
-  image     (B, Di) cached frozen vectors, or (B, 3, H, W) images for a fine-tuned ResNet
+  image     (B, Di) cached frozen vectors, or (B, 3, H, W) images for a fine-tuned trunk
   has_image (B,) bool      caption (B, Dc)      has_caption (B,) bool
   neighbours (B, K, 12) similar past products' curves (normalised); the weeks not yet observed at
              the product's release are filled in from the observed ones (`retrieval.complete_curves`)
@@ -29,8 +29,9 @@ from raydemand.forecast.trends import TREND_WEEKS
 
 
 class ImageEncoder(nn.Module):
-    """Image -> tokens (B, T, D). 'cached': one token from a frozen vector; resnet18/50: the last
-    feature map's cells as tokens (so the caption can attend to image regions), fine-tuned."""
+    """Image -> tokens (B, T, D). 'cached': one token from a frozen vector; efficientnet_lite0,
+    resnet18/50: the last feature map's cells as tokens (so the caption can attend to image regions),
+    fine-tuned on images normalised by the images pipeline (ImageNet statistics)."""
 
     def __init__(self, arch: str, embed_dim: int, in_dim: int | None = None, weights: str | None = None):
         super().__init__()
@@ -40,6 +41,9 @@ class ImageEncoder(nn.Module):
                 raise ValueError("a cached image encoder needs in_dim, the size of the cached vectors")
             self.trunk = None
             self.proj = nn.Linear(in_dim, embed_dim)
+            return
+        if arch.startswith("efficientnet_lite"):
+            self._efficientnet(arch, embed_dim, weights)
             return
         import torchvision
 
@@ -52,9 +56,30 @@ class ImageEncoder(nn.Module):
         self.trunk = nn.Sequential(*list(net.children())[:-2])  # without avgpool and fc
         self.proj = nn.Linear(channels, embed_dim)
 
+    def _efficientnet(self, arch: str, embed_dim: int, weights: str | None) -> None:
+        """The shipped ImageNet weights unless weights='random'; the pipeline's ImageNet-normalised
+        images are re-normalised to the Lite statistics by a fixed affine map (not saved: it is the
+        same for every run)."""
+        from raydemand.data.pipelines.images import IMAGENET_MEAN, IMAGENET_STD
+        from raydemand.encoders import input_adapter, pretrained_backbone
+        from raydemand.errors import InputError
+
+        if weights not in (None, "random"):
+            raise InputError(f"model.image_weights for {arch}: null (the shipped ImageNet weights) or 'random', "
+                             f"got {weights!r}")
+        net = pretrained_backbone(arch, "imagenet" if weights is None else None)
+        scale, shift = input_adapter(IMAGENET_MEAN, IMAGENET_STD)
+        self.register_buffer("in_scale", torch.from_numpy(scale)[None, :, None, None], persistent=False)  # (1, 3, 1, 1)
+        self.register_buffer("in_shift", torch.from_numpy(shift)[None, :, None, None], persistent=False)
+        # stem, blocks, head conv + BN + activation: everything before pooling and the classifier
+        self.trunk = nn.Sequential(net.conv_stem, net.bn1, *net.blocks, net.conv_head, net.bn2)
+        self.proj = nn.Linear(net.num_features, embed_dim)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.trunk is None:
             return self.proj(x).unsqueeze(1)  # (B, Di) -> (B, 1, D)
+        if hasattr(self, "in_scale"):
+            x = x * self.in_scale + self.in_shift
         fmap = self.trunk(x)  # (B, C, h, w)
         return self.proj(fmap.flatten(2).transpose(1, 2))  # (B, C, h*w) -> (B, h*w, C) -> (B, h*w, D)
 

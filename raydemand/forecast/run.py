@@ -208,15 +208,17 @@ def load_run(run_dir: str | Path) -> ForecastRun:
 class ProductEncoders:
     """A run's caption and image encoders loaded in this process (a Serve replica): the encoder
     names, arguments and image preprocessing of the embedding stages `embed_products` runs, so that
-    both give a product the same vectors without a Ray Data job per request."""
+    both give a product the same vectors without a Ray Data job per request. `pixels`: the run's model
+    has a fine-tuned image trunk, which reads the decoded images themselves (`embed` adds them)."""
 
-    def __init__(self, cfg: DataConfig, device: str = "cpu"):
+    def __init__(self, cfg: DataConfig, device: str = "cpu", pixels: bool = False):
         from raydemand.data.pipelines.images import ImagesConfig
         from raydemand.encoders import create_encoder
 
         self.text = create_encoder(cfg.text_encoder, pooling=cfg.text_pooling, device=device)
         self.image = create_encoder(cfg.image_encoder, device=device, **cfg.image_encoder_args)
         self.images_cfg = ImagesConfig(size=cfg.image_size)
+        self.pixels = pixels
 
     def embed(self, codes: list[str], captions: list[str], images: list[bytes | None]) -> dict:
         """`embed_products`' answer for products whose captions are known ('' for none) and whose
@@ -229,10 +231,14 @@ class ProductEncoders:
         with_image = [i for i, image in enumerate(images) if image]
         caption_vec = dict(zip([codes[i] for i in with_caption],
                                self.text.encode([captions[i] for i in with_caption]))) if with_caption else {}
-        image_vec = {}
+        image_vec, decoded = {}, {}
         if with_image:
             pixels = np.stack([preprocess_image(io.BytesIO(images[i]), self.images_cfg)
                                for i in with_image])  # (M, 3, H, W)
             image_vec = dict(zip([codes[i] for i in with_image], self.image.encode(pixels)))
-        return {"caption": dict(zip(codes, captions)), "caption_vec": caption_vec, "image_vec": image_vec,
-                "caption_dim": self.text.dim, "image_dim": self.image.dim}
+            decoded = dict(zip([codes[i] for i in with_image], pixels.astype(np.float16)))
+        embedded = {"caption": dict(zip(codes, captions)), "caption_vec": caption_vec, "image_vec": image_vec,
+                    "caption_dim": self.text.dim, "image_dim": self.image.dim}
+        if self.pixels:  # as `embed_products` gives a trunk run (`decode_images`)
+            embedded["pixels"] = decoded
+        return embedded

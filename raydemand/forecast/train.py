@@ -27,16 +27,54 @@ from raydemand.training import StepMeans, TrainTask, prepare_model, run_loop, sh
 # ---- the epoch, shared by the Ray Train loop and a plain PyTorch loop (bench) ----------------
 
 
+# Arrays with one entry per product, not per row (a trunk run's decoded images): rows reach theirs
+# through `pixel_index`, so selecting rows leaves them whole.
+PRODUCT_ARRAYS = ("pixels",)
+
+
+def take_rows(arrays: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v if k in PRODUCT_ARRAYS else v[idx] for k, v in arrays.items()}
+
+
 def to_tensors(arrays: dict[str, np.ndarray], idx: np.ndarray, device) -> dict[str, Any]:
     import torch
 
-    return {k: torch.as_tensor(v[idx]).to(device, non_blocking=True) for k, v in arrays.items()}
+    batch = {k: torch.as_tensor(v[idx]).to(device, non_blocking=True) for k, v in arrays.items()
+             if k not in PRODUCT_ARRAYS and k != "pixel_index"}
+    if "pixels" in arrays:  # (B, 3, H, W) float16 -> float32: each row's product image
+        batch["image"] = torch.as_tensor(arrays["pixels"][arrays["pixel_index"][idx]]).to(device).float()
+    return batch
+
+
+def augment_images(images, mode: str):
+    """Training-only augmentation of a batch of normalised images (B, 3, H, W): 'flip' mirrors a random
+    half left-right; 'flip_crop' also shifts each image by up to 1/8 of its side, repeating the edges."""
+    import torch
+    import torch.nn.functional as F
+
+    if mode == "none":
+        return images
+    b, c, h, w = images.shape
+    flip = torch.rand(b, device=images.device) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    if mode == "flip_crop":
+        ph, pw = max(1, h // 8), max(1, w // 8)
+        padded = F.pad(images, (pw, pw, ph, ph), mode="replicate")  # (B, C, H + 2ph, W + 2pw)
+        rows = torch.randint(0, 2 * ph + 1, (b, 1), device=images.device) + torch.arange(h, device=images.device)  # (B, H)
+        cols = torch.randint(0, 2 * pw + 1, (b, 1), device=images.device) + torch.arange(w, device=images.device)  # (B, W)
+        batch = torch.arange(b, device=images.device)[:, None, None, None]
+        channel = torch.arange(c, device=images.device)[None, :, None, None]
+        images = padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
+    return images
 
 
 def forecast_step(model, opt, loss_fn: ForecastLoss, arrays: dict[str, np.ndarray], idx: np.ndarray,
-                  ctx) -> dict[str, float]:
-    """One optimiser step on rows `idx` of `arrays`; the loss terms, named `train_<term>`."""
+                  ctx, augment: str = "none") -> dict[str, float]:
+    """One optimiser step on rows `idx` of `arrays`; the loss terms, named `train_<term>`. `augment`
+    (model.augment) applies to a trunk's images only, and only here: never in validation or predict."""
     batch = to_tensors(arrays, idx, ctx.device)
+    if batch["image"].ndim == 4:
+        batch["image"] = augment_images(batch["image"], augment)
     with ctx.autocast():
         out = model(batch)
     terms = loss_fn(out, batch)
@@ -55,7 +93,7 @@ def train_epoch(model, opt, loss_fn: ForecastLoss, arrays: dict[str, np.ndarray]
         batches = epoch_batches(len(arrays["target"]), cfg, epoch, ctx.rank, ctx.world_size)
     steps = StepMeans()
     for idx in batches:
-        steps.add(forecast_step(model, opt, loss_fn, arrays, idx, ctx), len(idx))
+        steps.add(forecast_step(model, opt, loss_fn, arrays, idx, ctx, cfg.model.augment), len(idx))
     return steps.means()
 
 
@@ -190,11 +228,12 @@ class ForecastTask(TrainTask):
         return epoch_batches(len(self.train_arrays["target"]), self.cfg, epoch, ctx.rank, ctx.world_size)
 
     def train_step(self, idx: np.ndarray, epoch: int, ctx) -> tuple[dict[str, float], float]:
-        return forecast_step(self.model, self.opt, self.loss_fn, self.train_arrays, idx, ctx), len(idx)
+        return (forecast_step(self.model, self.opt, self.loss_fn, self.train_arrays, idx, ctx, self.cfg.model.augment),
+                len(idx))
 
     def evaluate(self, epoch: int, ctx) -> tuple[dict[str, float], float]:
         part = validation_shard(len(self.val_arrays["target"]), ctx)
-        arrays = {k: v[part] for k, v in self.val_arrays.items()}
+        arrays = take_rows(self.val_arrays, part)
         # the module inside DDP: ranks score different numbers of rows, which must not meet in a collective
         pred = predict_arrays(unwrap(self.model), arrays, ctx.device, ctx=ctx)
         return validation_sums(pred, arrays["target"]), len(part)
@@ -230,7 +269,7 @@ class CrossAttnForecaster(Forecaster):
             if not known.any():
                 raise InputError("no training product has a similar product released early enough "
                                  f"(retrieval.min_known_weeks={self.cfg.retrieval.min_known_weeks}) to learn from")
-            arrays = {k: v[known] for k, v in arrays.items()}
+            arrays = take_rows(arrays, known)
         loop_config = {"cfg": self.cfg.model_dump(mode="json"), "dims": self.dims, "train": arrays,
                        "val": self.inputs(val, pool)}
         result = fit(train_loop, loop_config, run_dir, self.cfg.train, metric="val_loss", mode="min",

@@ -93,7 +93,7 @@ class Forecaster:
 
         with fetch(run_dir) as local:
             self.run, self.version = load_run(local), model_version(local)
-        self.encoders = ProductEncoders(self.run.cfg.data, _device())
+        self.encoders = ProductEncoders(self.run.cfg.data, _device(), pixels=self.run.cfg.model.image_encoder != "cached")
         self.captioner, self.captioner_name = captioner, self.run.cfg.captions.captioner
 
     def reconfigure(self, user_config: dict) -> None:
