@@ -31,7 +31,7 @@ VARIANTS = {
     "image_only": ["model.use_caption=false"],
     "caption_only": ["model.use_image=false"],
     "mean_base": ["model.base=mean"],
-    "no_residual": ["model.residual=false"],
+    "residual": ["model.residual=true"],
     "seed_loss": ["loss.mae=0.6", "loss.mse=0.4", "loss.smape=0.01"],
     "seed_fusion": ["model.fusion=seed"],
     "no_attributes": ["model.attributes=false"],
