@@ -27,7 +27,7 @@ def batch(image_shape=(B, 32), seed=0):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize("variant", [{}, {"use_image": False}, {"use_caption": False}, {"residual": False}])
+@pytest.mark.parametrize("variant", [{}, {"use_image": False}, {"use_caption": False}, {"residual": True}])
 def test_every_model_forward_backward(name, variant):
     torch.manual_seed(0)
     model = create_model(name, ModelConfig(embed_dim=16, heads=2, decoder_hidden=16, **variant), 32, 24)
@@ -73,7 +73,7 @@ def test_missing_modalities_are_masked():
 
 @pytest.mark.parametrize("base", ["mean", "median"])
 def test_residual_model_starts_at_the_neighbours_base(base):
-    model = CrossAttnRNN(ModelConfig(embed_dim=16, heads=2, base=base), 32, 24).eval()
+    model = CrossAttnRNN(ModelConfig(embed_dim=16, heads=2, base=base, residual=True), 32, 24).eval()
     b = batch()
     with torch.no_grad():
         out = model(b)["forecast"]

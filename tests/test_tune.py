@@ -51,8 +51,8 @@ def test_space_and_params_apply_to_family_configs(tmp_path):
                          "pos_weight": {"grid": [5, 10]}, "epochs": 2, "model.heads": {"choice": [2, 4]}})
     assert isinstance(space["lr"], tune.search.sample.Float) and space["epochs"] == 2
     assert space["pos_weight"] == {"grid_search": [5, 10]}
-    cfg = apply_params(ForecastConfig(), {"loss.mae": 0.3, "lr": 1e-3, "model.heads": 2})
-    assert (cfg.loss.mae, cfg.lr, cfg.model.heads, cfg.loss.mse) == (0.3, 1e-3, 2, 0.4)
+    cfg = apply_params(ForecastConfig(), {"loss.mae": 0.3, "lr": 2e-3, "model.heads": 2})
+    assert (cfg.loss.mae, cfg.lr, cfg.model.heads, cfg.loss.mse) == (0.3, 2e-3, 2, ForecastConfig().loss.mse)
     with pytest.raises(ConfigError, match="unknown key 'loss.mea'"):
         apply_params(ForecastConfig(), {"loss.mea": 0.3})
     with pytest.raises(ConfigError, match="pos_weight"):
