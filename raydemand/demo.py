@@ -110,7 +110,7 @@ def step_forecast(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     best baseline where validation says so), the model alone and the median training curve (the
     baseline the literature finds hard to beat), compared once on the test products."""
     from raydemand.forecast.evaluate import plot_forecasts, test_rows
-    from raydemand.forecast.guard import alone
+    from raydemand.forecast.guard import alone, served_name
     from raydemand.forecast.metrics import both_scales
     from raydemand.forecast.run import load_run
     from raydemand.forecast.train import train
@@ -133,14 +133,6 @@ def step_forecast(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     plot_forecasts(preds["served"] * run.scale, rows.target * run.scale, run_dir / "forecast_vs_actual.png",
                    f"{summary['served_as']} on the test products: WAPE {summary['served']['test_wape']:.1f}%")
     return summary
-
-
-def served_name(served: dict[str, Any]) -> str:
-    """metrics.json's `served` in words: the model, a baseline, or their blend."""
-    a, baseline = served["weight"], served["baseline"]
-    if baseline is None or a == 1:
-        return "CrossAttnRNN"
-    return f"{baseline} (baseline)" if a == 0 else f"{a:g} x CrossAttnRNN + {1 - a:g} x {baseline}"
 
 
 def step_basket(cfg: DemoConfig, out: Path) -> dict[str, Any]:

@@ -221,3 +221,13 @@ def test_attribute_median_counts_products_not_store_rows():
     query = rows(table({("coat", "white"): [0]}, start="2021-01-01").assign(retail="s1"), ("category", "color", "retail"))
     coats = train.target[df["category"].to_numpy() == "coat", 0]
     assert f.predict(query, train)[0, 0] == pytest.approx(np.median(coats))  # backed off to all coats
+
+
+def test_served_name_says_what_is_served():
+    from raydemand.forecast.guard import served_name
+
+    served = {"model": "crossattnrnn", "baseline": "attribute_median", "weight": 0.6}
+    assert served_name(served) == "0.6 x crossattnrnn + 0.4 x attribute_median"
+    assert served_name({**served, "weight": 0.0}) == "attribute_median"
+    assert served_name({**served, "weight": 1.0}) == "crossattnrnn"
+    assert served_name({**served, "baseline": None}) == "crossattnrnn"

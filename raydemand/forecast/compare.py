@@ -79,7 +79,7 @@ def share_image_embeddings(root: Path, captioner: str) -> None:
 def compare(cfg: ForecastConfig, source: str, out: str | Path, seeds: list[int], variants: list[str],
             baselines: list[str]) -> pd.DataFrame:
     from raydemand.forecast.base import create_forecaster
-    from raydemand.forecast.guard import fit_baselines, guarded
+    from raydemand.forecast.guard import fit_baselines, guarded, served_name
     from raydemand.forecast.metrics import both_scales, forecast_metrics
 
     out = Path(out)
@@ -87,7 +87,7 @@ def compare(cfg: ForecastConfig, source: str, out: str | Path, seeds: list[int],
     cache: dict[str, tuple] = {}
     records = []
 
-    def record(label, seed, forecaster, cfg_used, data, test, report, seconds):
+    def record(label, seed, forecaster, cfg_used, data, test, report, seconds, served=""):
         val_wape = forecast_metrics(forecaster.predict(data.val, data.pool), data.val.target, per_week=False)["wape"]
         pred = forecaster.predict(test, data.pool)
         m = both_scales(pred, test.target, data.scale, per_week=False)
@@ -96,7 +96,7 @@ def compare(cfg: ForecastConfig, source: str, out: str | Path, seeds: list[int],
                         "mse": m["units"]["mse"], "mae_norm": m["normalised"]["mae"],
                         "mse_norm": m["normalised"]["mse"], "chosen_epoch": report.get("chosen_epoch"),
                         "seconds": round(seconds, 1), "train_rows": len(data.train), "val_rows": len(data.val),
-                        "test_rows": len(test)})
+                        "test_rows": len(test), "served": served})
         pd.DataFrame(records).to_csv(out / "results.csv", index=False)
         print(json.dumps(records[-1]), flush=True)
 
@@ -122,8 +122,9 @@ def compare(cfg: ForecastConfig, source: str, out: str | Path, seeds: list[int],
             report = f.fit(d.train, d.val, d.pool, out / "runs" / f"{variant}_seed{seed}")
             record(f"crossattnrnn:{variant}", seed, f, c, d, t, report, time.perf_counter() - start)
             # what `forecast train` would serve: the guard's choice on validation (baselines.guard)
-            served, _ = guarded(c, f, f.predict(d.val, d.pool), fit_baselines(c, d), d)
-            record(f"crossattnrnn:{variant}:served", seed, served, c, d, t, report, time.perf_counter() - start)
+            served, info = guarded(c, f, f.predict(d.val, d.pool), fit_baselines(c, d), d)
+            record(f"crossattnrnn:{variant}:served", seed, served, c, d, t, report, time.perf_counter() - start,
+                   served_name(info["served"]))
     results = pd.DataFrame(records)
     summary = summarise(results)
     summary.to_csv(out / "summary.csv", index=False)

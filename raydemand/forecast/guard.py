@@ -91,6 +91,14 @@ def alone(forecaster: Forecaster) -> Forecaster:
     return forecaster.inner if isinstance(forecaster, Blend) else forecaster
 
 
+def served_name(served: dict[str, Any]) -> str:
+    """metrics.json's `served` in words: the model, a baseline, or their blend."""
+    a, baseline, model = served["weight"], served["baseline"], served["model"]
+    if baseline is None or a == 1:
+        return model
+    return baseline if a == 0 else f"{a:g} x {model} + {1 - a:g} x {baseline}"
+
+
 def fit_baselines(cfg: ForecastConfig, data) -> dict[str, Forecaster]:
     """The baselines of `cfg.baselines.compare`, fitted on `data.train` (a run's TrainingData)."""
     fitted = {}
