@@ -27,7 +27,8 @@ def batch(image_shape=(B, 32), seed=0):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-@pytest.mark.parametrize("variant", [{}, {"use_image": False}, {"use_caption": False}, {"residual": True}])
+@pytest.mark.parametrize("variant", [{}, {"use_image": False}, {"use_caption": False}, {"residual": True},
+                                     {"head": "level_shape"}])
 def test_every_model_forward_backward(name, variant):
     torch.manual_seed(0)
     model = create_model(name, ModelConfig(embed_dim=16, heads=2, decoder_hidden=16, **variant), 32, 24)
@@ -103,6 +104,15 @@ def test_neighbours_ablation_reads_no_neighbour():
     model.cfg = model.cfg.model_copy(update={"use_neighbours": True})  # the same weights, neighbours read
     with torch.no_grad():
         assert not torch.allclose(model(b)["forecast"], model(other)["forecast"])
+
+
+def test_level_shape_head_starts_at_the_mean_week_and_stays_positive():
+    model = CrossAttnRNN(ModelConfig(embed_dim=16, heads=2, head="level_shape"), 32, 24).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch())["forecast"], torch.ones(B, H))  # zero-initialised last layer
+        torch.nn.init.normal_(model.decoder[-1].weight)
+        out = model(batch())["forecast"]
+    assert (out > 0).all() and not torch.allclose(out, torch.ones(B, H))
 
 
 def test_weighted_median_picks_the_heavy_neighbour():

@@ -32,6 +32,7 @@ VARIANTS = {
     "caption_only": ["model.use_image=false"],
     "mean_base": ["model.base=mean"],
     "residual": ["model.residual=true"],
+    "level_shape": ["model.head=level_shape"],
     "seed_loss": ["loss.mae=0.6", "loss.mse=0.4", "loss.smape=0.01"],
     "seed_fusion": ["model.fusion=seed"],
     "no_attributes": ["model.attributes=false"],

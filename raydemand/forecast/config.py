@@ -33,6 +33,10 @@ class ModelConfig(Config):
     # or 'mean'. Weekly sales are sparse, right-skewed counts: WAPE (an L1 metric) rewards the
     # median, and a mean base is far above it for most products.
     base: Literal["median", "mean"] = "median"
+    # Output head: 'direct' decodes the 12 weeks; 'level_shape' decodes the log of the mean week and a
+    # softmax shape over the weeks (forecast = level x 12 x shape), so multiplicative effects (store
+    # size x product appeal) are sums in the decoder's output.
+    head: Literal["direct", "level_shape"] = "direct"
     # What `fusion_proj` fuses: 'caption' = concat(attn_output, image_emb, caption_emb); 'seed' = the
     # seed's concat(attn_output, image_emb). With one cached image token the attention weight is
     # always 1, so under 'seed' the caption never reaches the forecast (only the contrastive loss).

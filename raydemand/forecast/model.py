@@ -167,7 +167,7 @@ class CrossAttnRNN(nn.Module):
         self.decoder = nn.Sequential(
             nn.Linear(2 * d + horizon, cfg.decoder_hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
             nn.Linear(cfg.decoder_hidden, cfg.decoder_hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.decoder_hidden, horizon),
+            nn.Linear(cfg.decoder_hidden, horizon + (cfg.head == "level_shape")),
         )
         nn.init.zeros_(self.decoder[-1].weight)  # residual mode starts from the neighbours' mean curve
         nn.init.zeros_(self.decoder[-1].bias)
@@ -226,7 +226,12 @@ class CrossAttnRNN(nn.Module):
             base = weighted_median(curves, weight)  # (B, H)
         else:
             base = (weight.unsqueeze(-1) * curves).sum(1)  # (B, H)
-        out = self.decoder(torch.cat([fused, context, base], dim=-1))  # (B, 2D + H) -> (B, H)
+        out = self.decoder(torch.cat([fused, context, base], dim=-1))  # (B, 2D + H) -> (B, H) or (B, 1 + H)
+        if self.cfg.head == "level_shape":
+            # log of the mean week (the inputs' effects add up in it, as demand's factors multiply) times a
+            # softmax launch shape; the zero-initialised layer starts at 1.0 a week, the training mean
+            level = torch.exp(out[:, :1].clamp(max=20.0))  # (B, 1)
+            out = level * h * torch.softmax(out[:, 1:], dim=-1)  # (B, H)
         if self.cfg.residual:
             out = out + base
         return {"forecast": out, "image_emb": image_emb, "caption_emb": caption_emb, "paired": paired,
