@@ -141,7 +141,11 @@ def _forecast(cfg, out: Path, steps: dict) -> list[str]:
 
 
 # The default config at real size (docs/BENCHMARKS.md, "Current results").
-REAL_SIZE_FORECAST = "REAL_SIZE_PLACEHOLDER"
+REAL_SIZE_FORECAST = (
+    "Real size, default config (docs/BENCHMARKS.md): on 2,000 generated products CrossAttnRNN reaches "
+    "56.0 % test WAPE against the attribute median's 67.2 % and the median curve's 70.1 % (noise floor 32.5 %); "
+    "on real Complete Journey launches the guard serves the department-and-brand median curves, 88.5 % against "
+    "the median curve's 89.3 %:")
 
 
 def _basket(cfg, out: Path, steps: dict) -> list[str]:
