@@ -150,7 +150,7 @@ def test_train_resume_predict_evaluate(ray_session, visuelle2_dir, cache, tmp_pa
     # the series of vis2_gtrends_data.csv travel in model.pt: a product released after they end is
     # forecast with its weeks masked, and the other rows' forecasts do not change beside it
     trend_names = list(pd.read_csv(visuelle2_dir / "vis2_gtrends_data.csv", nrows=0).columns[1:])
-    assert model.state["trends"]["names"] == trend_names and run.forecaster.dims["trend_series"] == 3
+    assert model.state["trends"]["names"] == trend_names and alone(run.forecaster).dims["trend_series"] == 3
     late = table.head(1).assign(external_code="late", release_date=pd.Timestamp("2022-06-01"))
     both = run.predict(pd.concat([table, late], ignore_index=True))
     assert both["external_code"].astype(str).tolist() == [*plain["external_code"].astype(str), "late"]
