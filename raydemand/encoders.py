@@ -80,6 +80,14 @@ def cached_weights(arch: str, weights: str) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def rgb_batch(name: str, batch) -> np.ndarray:
+    """`batch` as float32 (N, 3, H, W), or an InputError naming the encoder and the shape it got."""
+    images = np.asarray(batch, dtype=np.float32)
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise InputError(f"{name} encodes RGB images (N, 3, H, W); got shape {images.shape}")
+    return images
+
+
 class ResNetEncoder(Encoder):
     """A torchvision ResNet without its classification head: the pooled features are the embedding."""
 
@@ -102,9 +110,7 @@ class ResNetEncoder(Encoder):
     def encode(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        images = np.asarray(batch, dtype=np.float32)
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise InputError(f"{self.name} encodes RGB images (N, 3, H, W); got shape {images.shape}")
+        images = rgb_batch(self.name, batch)
         with torch.inference_mode():
             return self.model(torch.from_numpy(images).to(self.device)).float().cpu().numpy()  # (N, dim)
 
@@ -217,9 +223,7 @@ class EfficientNetEncoder(Encoder):
     def encode(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        images = np.asarray(batch, dtype=np.float32)
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise InputError(f"{self.name} encodes RGB images (N, 3, H, W); got shape {images.shape}")
+        images = rgb_batch(self.name, batch)
         with torch.inference_mode():
             x = torch.from_numpy(images).to(self.device) * self.scale + self.shift
             return self.model(x).float().cpu().numpy()  # (N, dim)
